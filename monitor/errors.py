@@ -1,0 +1,92 @@
+"""The error tree. Stages raise these; `cli` is the only place that catches them.
+
+    MonitorError
+    ├── ConfigError          bad monitor.yaml / watchlist.yaml / arguments   (exit 2)
+    │   └── QueryError       a watchlist query that cannot be parsed
+    ├── FetchError           one feed could not be fetched (kept on the feed as data)
+    │   ├── FetchTimeout     the whole-request deadline passed
+    │   ├── FetchTooLarge    the body passed max_bytes after decompression
+    │   ├── FetchBlocked     scheme or address refused by the safety policy
+    │   └── FetchHTTPError   a non-2xx/304 status
+    ├── ParseError           bytes that are not a feed at all
+    ├── StoreError           the database failed
+    └── DeliveryError        one delivery attempt failed
+                             (.permanent: do not retry; .retry_after: seconds asked by the peer)
+
+Library exceptions (httpx, aiosmtplib, SQLAlchemy, feedparser) are converted at the stage
+boundary with `raise XError(...) from exc`, so callers never see a library type.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of every error monitor raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MonitorError):
+    """Invalid configuration; `str()` is one or more `FILE:LINE:COL: message` lines."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        self.problems = problems or [message]
+        super().__init__("\n".join(self.problems))
+
+
+class QueryError(ConfigError):
+    """A query that does not parse. `column` is 1-based within the query text."""
+
+    def __init__(self, message: str, *, query: str = "", column: int = 0) -> None:
+        self.query = query
+        self.column = column
+        super().__init__(message)
+
+
+class FetchError(MonitorError):
+    """A feed fetch failed. `status` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class FetchTimeout(FetchError):
+    pass
+
+
+class FetchTooLarge(FetchError):
+    pass
+
+
+class FetchBlocked(FetchError):
+    pass
+
+
+class FetchHTTPError(FetchError):
+    pass
+
+
+class ParseError(MonitorError):
+    pass
+
+
+class StoreError(MonitorError):
+    pass
+
+
+class DeliveryError(MonitorError):
+    """One delivery attempt failed.
+
+    permanent: retrying cannot help (a 4xx other than 408/429, an SMTP 5xx, bad config).
+    retry_after: seconds the peer asked us to wait (Retry-After), if it said.
+    """
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        self.permanent = permanent
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -1,0 +1,172 @@
+"""Database tables (SQLModel) and the plain value types the stages pass to each other.
+
+Tables: Feed (per-feed polling state and health, kept as data), Item (one normalized entry),
+Alert (one per rule and item, unique), Delivery (one per alert and channel: the outbox).
+
+Value types are frozen dataclasses: stages exchange these, never ORM rows, so that parse, rules
+and alert do not depend on the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+UTC = dt.UTC
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite has no time zone type and would hand back naive values; we store naive UTC
+    everywhere and re-attach UTC on the way out, so comparisons never mix the two.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+class Feed(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=200)
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    # Set after the first successful poll: before it, items are stored without alerting
+    # (no flood when a feed is added) unless the feed says backfill.
+    initialized: bool = False
+    last_fetch_at: dt.datetime | None = _ts()
+    last_success_at: dt.datetime | None = _ts()
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    last_item_count: int = 0
+    total_items: int = 0
+    next_due_at: dt.datetime | None = _ts(index=True)
+
+
+class Item(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("feed_id", "guid", name="uq_item_feed_guid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: str = Field(index=True, max_length=200)
+    guid: str = Field(max_length=2000)
+    url: str | None = Field(default=None, index=False)
+    title: str = ""
+    summary: str = ""
+    content: str = ""
+    author: str | None = None
+    categories: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
+    source: str | None = None
+    language: str | None = None
+    published_at: dt.datetime | None = _ts(index=True)
+    first_seen_at: dt.datetime | None = _ts(index=True)
+    updated_at: dt.datetime | None = _ts()
+    content_hash: str = Field(max_length=64, index=True)
+
+
+class Alert(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("rule_id", "item_id", name="uq_alert_rule_item"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    rule_id: str = Field(index=True, max_length=200)
+    item_id: int = Field(foreign_key="item.id", index=True)
+    created_at: dt.datetime | None = _ts(index=True)
+    rule_name: str = ""
+    severity: str = "medium"
+    terms: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
+    snippet: str = ""
+    also_reported_by: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("alert_id", "channel", name="uq_delivery_alert_ch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str = Field(foreign_key="alert.id", index=True, max_length=40)
+    channel: str = Field(max_length=200)
+    status: str = Field(default="pending", index=True, max_length=16)  # pending|sent|dead
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = _ts(index=True)
+    last_error: str | None = None
+    sent_at: dt.datetime | None = _ts()
+
+
+# --- value types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemData:
+    """One normalized feed entry, as parse produces it and rules/alert consume it.
+
+    Text fields are plain text (no HTML). `guid` is the identity within the feed (see
+    docs/design.md, "Item identity"). `published_at` is aware UTC or None (store fills in
+    first_seen_at then).
+    """
+
+    feed_id: str
+    guid: str
+    url: str | None
+    title: str
+    summary: str = ""
+    content: str = ""
+    author: str | None = None
+    categories: tuple[str, ...] = ()
+    source: str | None = None
+    language: str | None = None
+    published_at: dt.datetime | None = None
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Why a rule matched an item: the normalized terms found and a snippet with «marks»."""
+
+    rule_id: str
+    terms: tuple[str, ...]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMessage:
+    """Everything a channel needs to render and send one alert (no database access)."""
+
+    id: str
+    created_at: dt.datetime
+    rule_id: str
+    rule_name: str
+    severity: str
+    title: str
+    url: str | None
+    source: str | None
+    feed: str
+    published_at: dt.datetime | None
+    summary: str
+    terms: tuple[str, ...]
+    snippet: str
+    also_reported_by: tuple[str, ...] = field(default_factory=tuple)
