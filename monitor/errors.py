@@ -48,8 +48,11 @@ class QueryError(ConfigError):
 class FetchError(MonitorError):
     """A feed fetch failed. `status` is the HTTP status when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(message)
 
 

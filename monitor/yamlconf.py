@@ -131,7 +131,9 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def validate(model: type[M], data: Any, located: Located, context: dict[str, Any] | None = None) -> M:
+def validate(
+    model: type[M], data: Any, located: Located, context: dict[str, Any] | None = None
+) -> M:
     """Validate `data` with pydantic; map every error to the file position it came from."""
     try:
         return model.model_validate(data if data is not None else {}, context=context)
@@ -141,7 +143,7 @@ def validate(model: type[M], data: Any, located: Located, context: dict[str, Any
 
 
 def _describe(err: Any, located: Located) -> str:
-    loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
+    loc = _data_loc(err["loc"], located.tree)
     kind = err["type"]
     if kind == "extra_forbidden":
         return located.problem(loc, f"unknown key {_dotted(loc)!s}", key=True)
@@ -150,6 +152,23 @@ def _describe(err: Any, located: Located) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     # pydantic echoes the input for some errors; we never do, since it may hold a secret.
     return located.problem(loc, f"{_dotted(loc)}: {msg}")
+
+
+def _data_loc(loc: tuple[Any, ...], tree: Any) -> tuple[int | str, ...]:
+    """Drop the parts pydantic adds that are not in the file (union tags such as 'webhook')."""
+    out: list[int | str] = []
+    node = tree
+    for i, part in enumerate(loc):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(part, str):
+            pass  # a missing or unknown key: keep it for the message
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def load_model(

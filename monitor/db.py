@@ -1,0 +1,116 @@
+"""Engine, sessions and schema for SQLite (embedded default) and PostgreSQL (scale-out).
+
+The same SQLModel code runs on both. SQLite gets WAL (readers never block the writer), a busy
+timeout (a second process waits instead of failing with "database is locked") and foreign keys.
+The schema is created with `create_all` and its version recorded in `schema_version`; see
+docs/design.md ("Schema and migrations") for why Alembic is not used yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, SQLModel
+
+from monitor import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from monitor.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_schema_version = sa.Table(
+    "schema_version",
+    SQLModel.metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+)
+
+
+def normalize_url(url: str) -> str:
+    """Accept postgresql:// and postgres:// and pick the psycopg 3 driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps commits atomic
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def upgrade(engine: Engine) -> int:
+    """Create missing tables and record the schema version. Idempotent; safe with several
+    processes starting at once (create_all checks first; a lost race is retried once)."""
+    try:
+        try:
+            SQLModel.metadata.create_all(engine)
+        except SQLAlchemyError:
+            SQLModel.metadata.create_all(engine)  # another process created them meanwhile
+        with engine.begin() as conn:
+            current = conn.execute(sa.select(sa.func.max(_schema_version.c.version))).scalar()
+            if current is None:
+                conn.execute(_schema_version.insert().values(version=SCHEMA_VERSION))
+                current = SCHEMA_VERSION
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema {current} is newer than this monitor ({SCHEMA_VERSION})"
+                )
+        return int(current)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database upgrade failed: {describe(exc)}") from exc
+
+
+def ping(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose database errors come out as StoreError."""
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+    except SQLAlchemyError as exc:
+        raise StoreError(describe(exc)) from exc
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The driver's message without the SQL statement and parameters (they may hold text
+    from feeds, and the URL may hold a password)."""
+    orig = getattr(exc, "orig", None)
+    detail = orig if orig is not None else (exc.__class__.__doc__ or "")
+    return f"{type(exc).__name__}: {detail}"[:500]
+
+
+def redact_url(url: str) -> str:
+    """The database URL with any password replaced, for logs and messages."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"

@@ -1,0 +1,215 @@
+"""monitor.yaml as pydantic models: every key has a default and a description.
+
+`load_settings(path)` reads the file through `yamlconf`, so every problem (unknown key, bad
+duration, missing ${VAR}) is reported as `FILE:LINE:COL: message`. Only `cli` and `scheduler`
+read settings; the stages receive plain values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor import yamlconf
+from monitor.units import Duration, Size
+
+DEFAULT_CONFIG = "config/monitor.yaml"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PollSettings(Strict):
+    interval: Duration = Field(
+        dt.timedelta(minutes=10), description="Default poll interval per feed."
+    )
+    jitter: Duration = Field(
+        dt.timedelta(seconds=30),
+        description="Random delay added to each due time, so feeds do not poll in lockstep.",
+    )
+    concurrency: int = Field(
+        50, ge=1, le=1000, description="Fetches in flight, all hosts together."
+    )
+    per_host: int = Field(2, ge=1, le=50, description="Fetches in flight to one host.")
+    timeout: Duration = Field(
+        dt.timedelta(seconds=30), description="Deadline for a whole request, slow servers included."
+    )
+    max_bytes: Size = Field(15_000_000, ge=1024, description="Body cap after decompression.")
+    max_redirects: int = Field(5, ge=0, le=5, description="Redirects followed per fetch.")
+    allow_private_networks: bool = Field(
+        False,
+        description="Allow private, loopback and link-local addresses (tests, intranet feeds).",
+    )
+    user_agent: str = Field(
+        "monitor/0.1 (+https://github.com/monitor)", description="User-Agent sent with every fetch."
+    )
+
+
+class FeedSettings(Strict):
+    id: str = Field(
+        description="Stable feed id, used in rules (`feeds:`), alerts and the database."
+    )
+    url: str = Field(description="http(s) URL, or a local file path (demo, tests).")
+    interval: Duration | None = Field(
+        None, description="Poll interval for this feed; default poll.interval."
+    )
+    tags: tuple[str, ...] = Field((), description="Tags that rules can name in `feeds:`.")
+    full_text: bool = Field(
+        False, description="Fetch each new item's page and extract the article text."
+    )
+    backfill: bool = Field(
+        False, description="Alert on the items already in the feed at its first poll."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("feed id: letters, digits and _ . : - only, at most 200 characters")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        scheme = urlsplit(v).scheme.lower()
+        if scheme in ("http", "https") or scheme == "" or len(scheme) == 1:  # C: on Windows
+            return v
+        if scheme == "file":
+            return v
+        raise ValueError(f"unsupported URL scheme {scheme!r}: use http, https or a local path")
+
+
+class WebhookChannel(Strict):
+    type: Literal["webhook"]
+    url: str = Field(description="Where alerts are POSTed.")
+    secret: str | None = Field(
+        None, description="Standard Webhooks secret (whsec_...); unsigned when absent."
+    )
+    timeout: Duration = Field(
+        dt.timedelta(seconds=15), description="Deadline per delivery attempt."
+    )
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
+        "info", description="Alerts below this severity are not sent here."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("webhook url must be http or https")
+        return v
+
+
+class SMTPSettings(Strict):
+    host: str = Field(description="SMTP server host.")
+    port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS.")
+    starttls: bool = Field(True, description="Upgrade with STARTTLS (required before a login).")
+    tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
+    username: str | None = Field(None, description="Login; never sent without TLS.")
+    password: str | None = Field(None, description="Password; use ${SMTP_PASSWORD}.")
+    validate_certs: bool = Field(True, description="Verify the server certificate.")
+    timeout: Duration = Field(
+        dt.timedelta(seconds=30), description="Deadline per delivery attempt."
+    )
+
+    @model_validator(mode="after")
+    def _login_needs_tls(self) -> SMTPSettings:
+        if self.username and not (self.starttls or self.tls):
+            raise ValueError("a login is never sent without TLS: set starttls: true or tls: true")
+        return self
+
+
+class EmailChannel(Strict):
+    type: Literal["email"]
+    to: tuple[str, ...] = Field(min_length=1, description="Recipients.")
+    from_: str = Field(alias="from", description="Sender address.")
+    smtp: SMTPSettings
+    digest: Duration | None = Field(None, description="Batch alerts into one email per window.")
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
+        "info", description="Alerts below this severity are not sent here."
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LogChannel(Strict):
+    type: Literal["log"]
+    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
+        "info", description="Alerts below this severity are not logged."
+    )
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
+
+
+class ServerSettings(Strict):
+    listen: str = Field(
+        "0.0.0.0:8080", description="host:port for /healthz and /metrics (port 0: any free port)."
+    )
+
+
+class Settings(Strict):
+    database: str = Field(
+        "sqlite:///data/monitor.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    watchlist: tuple[str, ...] = Field(
+        ("config/watchlist.yaml",), description="Watchlist file, or a list of files."
+    )
+    poll: PollSettings = Field(default_factory=PollSettings)
+    feeds: tuple[FeedSettings, ...] = Field((), description="The feeds to poll.")
+    channels: dict[str, Channel] = Field(
+        default_factory=dict, description="Named alert channels; a log channel when none."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    health_alerts: tuple[str, ...] = Field(
+        (), description="Channels told when a feed starts failing or goes stale."
+    )
+    retention: Duration = Field(
+        dt.timedelta(days=180), description="Items older than this are purged."
+    )
+
+    @field_validator("watchlist", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_feeds(cls, v: tuple[FeedSettings, ...]) -> tuple[FeedSettings, ...]:
+        seen: set[str] = set()
+        for feed in v:
+            if feed.id in seen:
+                raise ValueError(f"feed id {feed.id!r} appears twice")
+            seen.add(feed.id)
+        return v
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> Settings:
+        for name in self.health_alerts:
+            if name not in self.effective_channels:
+                raise ValueError(f"health_alerts names unknown channel {name!r}")
+        return self
+
+    @property
+    def effective_channels(self) -> Mapping[str, WebhookChannel | EmailChannel | LogChannel]:
+        """The configured channels, or one log channel `console` when none is configured."""
+        return self.channels or {"console": LogChannel(type="log")}
+
+    def feed_interval(self, feed: FeedSettings) -> dt.timedelta:
+        return feed.interval or self.poll.interval
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate monitor.yaml; raises ConfigError with FILE:LINE:COL lines."""
+    settings, _ = yamlconf.load_model(Settings, path, env)
+    return settings
