@@ -198,7 +198,7 @@ class Fetcher:
             _check_scheme(url)
             try:
                 async with self._client.stream("GET", url, headers=headers) as resp:
-                    if resp.is_redirect:
+                    if resp.status_code in _REDIRECTS:
                         location = resp.headers.get("Location")
                         if not location:
                             raise FetchHTTPError(
@@ -274,6 +274,9 @@ _ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
     "text/xml;q=0.9, */*;q=0.5"
 )
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _check_scheme(url: str) -> None:

@@ -133,7 +133,6 @@ class EmailChannel(Strict):
     to: tuple[str, ...] = Field(min_length=1, description="Recipients.")
     from_: str = Field(alias="from", description="Sender address.")
     smtp: SMTPSettings
-    digest: Duration | None = Field(None, description="Batch alerts into one email per window.")
     min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
         "info", description="Alerts below this severity are not sent here."
     )

@@ -1,0 +1,273 @@
+"""The `monitor` command. The only place that catches MonitorError and picks the exit code:
+0 ok, 2 bad configuration or arguments, 1 anything else."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlmodel import col, select
+
+from monitor import __version__, db, logs, scheduler, store
+from monitor.errors import ConfigError, MonitorError
+from monitor.models import Alert, Delivery, Feed, Item, utcnow
+from monitor.rules import Watchlist
+from monitor.settings import DEFAULT_CONFIG, Settings, load_settings
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class Env:
+    """What every command gets: the config path, and the settings and rules loaded on demand."""
+
+    def __init__(self, config: str) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    def rules(self) -> Watchlist:
+        return scheduler.load_rules(self.settings)
+
+    def engine(self) -> sa.Engine:
+        engine = db.make_engine(self.settings.database)
+        db.upgrade(engine)
+        return engine
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    default=DEFAULT_CONFIG,
+    envvar="MONITOR_CONFIG",
+    show_default=True,
+    help="monitor.yaml to use (env MONITOR_CONFIG).",
+)
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING…")
+@click.version_option(__version__, prog_name="monitor")
+@click.pass_context
+def cli(ctx: click.Context, config: str, log_level: str) -> None:
+    """Poll RSS/Atom feeds, match watchlist rules, send alerts."""
+    logs.configure(log_level.upper())
+    ctx.obj = Env(config)
+
+
+@cli.command()
+@pass_env
+def run(env: Env) -> None:
+    """The daemon: poll, match and deliver until SIGTERM or SIGINT."""
+    settings, rules = env.settings, env.rules()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        with scheduler.stop_on_signals(stop):
+            await scheduler.run_daemon(settings, rules, stop)
+
+    asyncio.run(main())
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Every feed, due or not.")
+@pass_env
+def once(env: Env, everything: bool) -> None:
+    """One cycle over every due feed: fetch, match, deliver, exit."""
+    settings, rules = env.settings, env.rules()
+    total = len(settings.feeds)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("polling", total=total)
+
+        def advance(_outcome: object) -> None:
+            progress.advance(task)
+
+        report, delivered = asyncio.run(
+            scheduler.run_once(settings, rules, everything=everything, on_feed=advance)
+        )
+    failed = [f for f in report.feeds if not f.ok]
+    out.print(
+        f"{len(report.feeds)} feeds polled, {len(failed)} failed, "
+        f"{sum(f.new for f in report.feeds)} new items, {report.alerts} alerts; "
+        f"deliveries: {delivered.sent} sent, {delivered.failed} to retry, {delivered.dead} dead"
+    )
+    for f in failed:
+        out.print(f"  [red]{f.feed_id}[/]: {f.error}", markup=True)
+
+
+@cli.command()
+@pass_env
+def check(env: Env) -> None:
+    """Validate monitor.yaml and the watchlist; print the rules."""
+    settings = env.settings
+    rules = env.rules()
+    table = Table(title=f"{len(rules.rules)} rules (watchlist {rules.version})")
+    for column in ("id", "severity", "query", "notify", "feeds"):
+        table.add_column(column)
+    for r in rules.rules:
+        table.add_row(
+            r.id,
+            r.severity,
+            r.query_text,
+            ", ".join(r.notify) if r.notify is not None else "(all)",
+            ", ".join(r.feeds) if r.feeds else "(all)",
+        )
+    out.print(table)
+    out.print(
+        f"{env.config}: OK: {len(settings.feeds)} feeds, "
+        f"{len(settings.effective_channels)} channels ({', '.join(settings.effective_channels)})"
+    )
+
+
+@cli.command()
+@pass_env
+def feeds(env: Env) -> None:
+    """Feed health: last fetch, HTTP status, items, consecutive errors, last error, next due."""
+    configured = [f.id for f in env.settings.feeds]
+    engine = env.engine()
+    with db.session(engine) as s:
+        rows = {f.id: f for f in s.exec(select(Feed)).all()}
+    table = Table()
+    for column in ("feed", "last fetch", "status", "items", "errors", "last error", "next due"):
+        table.add_column(column)
+    for fid in configured:
+        f = rows.get(fid)
+        if f is None:
+            table.add_row(fid, "never", "", "", "", "", "now")
+            continue
+        table.add_row(
+            fid,
+            _ago(f.last_fetch_at),
+            str(f.last_status or ""),
+            str(f.last_item_count),
+            f"[red]{f.consecutive_errors}[/]" if f.consecutive_errors else "0",
+            (f.last_error or "")[:80],
+            _ago(f.next_due_at),
+        )
+    out.print(table)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, help="How many recent alerts.")
+@click.pass_context
+def alerts(ctx: click.Context, limit: int) -> None:
+    """Recent alerts and their delivery status per channel."""
+    if ctx.invoked_subcommand is not None:
+        return
+    env: Env = ctx.obj
+    engine = env.engine()
+    with db.session(engine) as s:
+        recent = s.exec(
+            select(Alert, Item)
+            .join(Item, col(Item.id) == col(Alert.item_id))
+            .order_by(col(Alert.created_at).desc())
+            .limit(limit)
+        ).all()
+        ids = [a.id for a, _ in recent]
+        deliveries = s.exec(select(Delivery).where(col(Delivery.alert_id).in_(ids))).all()
+    by_alert: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        by_alert.setdefault(d.alert_id, []).append(d)
+    table = Table()
+    for column in ("alert", "created", "rule", "severity", "title", "deliveries"):
+        table.add_column(column)
+    for a, item in recent:
+        table.add_row(
+            a.id,
+            _ago(a.created_at),
+            a.rule_id,
+            a.severity,
+            item.title[:60],
+            "\n".join(_delivery_line(d) for d in sorted(by_alert.get(a.id, []), key=_channel)),
+        )
+    out.print(table)
+
+
+def _channel(d: Delivery) -> str:
+    return d.channel
+
+
+def _delivery_line(d: Delivery) -> str:
+    colour = {"sent": "green", "dead": "red"}.get(d.status, "yellow")
+    line = f"{d.channel}: [{colour}]{d.status}[/] ({d.attempts} attempts)"
+    if d.last_error:
+        line += f" {d.last_error[:60]}"
+    return line
+
+
+@alerts.command("retry")
+@click.argument("alert_id")
+@pass_env
+def alerts_retry(env: Env, alert_id: str) -> None:
+    """Re-queue the dead deliveries of an alert."""
+    engine = env.engine()
+    with db.session(engine) as s:
+        n = store.requeue_delivery(s, alert_id, utcnow())
+        s.commit()
+    if n == 0:
+        raise click.UsageError(f"alert {alert_id} has no dead delivery")
+    out.print(f"{n} deliveries of {alert_id} queued again")
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@pass_env
+def db_upgrade(env: Env) -> None:
+    """Apply schema migrations (also done at every start)."""
+    engine = db.make_engine(env.settings.database)
+    version = db.upgrade(engine)
+    out.print(f"{db.redact_url(env.settings.database)}: schema version {version}")
+
+
+def _ago(when: dt.datetime | None) -> str:
+    if when is None:
+        return ""
+    delta = (when - utcnow()).total_seconds()
+    word = "in " if delta > 0 else ""
+    suffix = "" if delta > 0 else " ago"
+    secs = abs(int(delta))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{word}{secs // size}{unit}{suffix}"
+    return f"{word}{secs}s{suffix}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run a command; return its exit code (tests call this in-process)."""
+    try:
+        cli.main(args=argv, prog_name="monitor", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.Abort:
+        err.print("aborted")
+        return 1
+    except ConfigError as exc:
+        for line in exc.problems:
+            err.print(line, markup=False)
+        return 2
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return exc.exit_code
+    return 0

@@ -1,0 +1,397 @@
+"""The orchestrator: fetch -> parse -> store -> match -> alerts, and the delivery of alerts.
+
+The stages do not know each other; this module calls them in order and turns their typed
+errors into per-feed state (a feed's failure is data on its row, never an exception that
+stops the cycle). An item and the alerts it caused are committed in one transaction.
+Network I/O never happens inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from monitor import db, store
+from monitor.alert import Notifier
+from monitor.errors import DeliveryError, FetchError, ParseError, StoreError
+from monitor.fetch import Fetcher, FetchResult
+from monitor.models import Alert, AlertMessage, Item, utcnow
+from monitor.parse import ParsedFeed, parse_feed
+from monitor.rules import Rule, Watchlist
+
+log = structlog.get_logger("monitor.pipeline")
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedJob:
+    id: str
+    url: str
+    interval: dt.timedelta
+    jitter: dt.timedelta = dt.timedelta(0)
+    tags: tuple[str, ...] = ()
+    backfill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRoute:
+    notifier: Notifier
+    min_severity: str = "info"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: 30 s, 1 m, 2 m ... capped at 4 h, about 24 h in all."""
+
+    base: float = 30.0
+    cap: float = 4 * 3600.0
+    max_attempts: int = 14
+    lease: dt.timedelta = dt.timedelta(minutes=5)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        backoff = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        backoff *= random.uniform(0.75, 1.0)  # spread retries of many deliveries apart
+        if retry_after is not None:
+            return min(max(backoff, retry_after), 24 * 3600.0)
+        return backoff
+
+
+@dataclass
+class Context:
+    engine: Engine
+    fetcher: Fetcher
+    feeds: Mapping[str, FeedJob]
+    watchlist: Callable[[], Watchlist]
+    channels: Mapping[str, ChannelRoute]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    feed_lease: dt.timedelta = dt.timedelta(minutes=5)
+
+
+@dataclass
+class FeedOutcome:
+    feed_id: str
+    ok: bool
+    status: int | None = None
+    items: int = 0
+    new: int = 0
+    alerts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class CycleReport:
+    feeds: list[FeedOutcome] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> int:
+        return sum(f.alerts for f in self.feeds)
+
+
+# --- polling -------------------------------------------------------------------------------
+
+
+def sync(ctx: Context) -> None:
+    """Make the database know every configured feed."""
+    with db.session(ctx.engine) as s:
+        store.sync_feeds(s, [(f.id, f.url) for f in ctx.feeds.values()], utcnow())
+        s.commit()
+
+
+async def poll(
+    ctx: Context,
+    *,
+    everything: bool = False,
+    on_done: Callable[[FeedOutcome], None] | None = None,
+) -> CycleReport:
+    """One cycle: every due feed (or every feed), polled concurrently within the fetcher's
+    limits. Returns what happened to each feed."""
+    now = utcnow()
+    ids = list(ctx.feeds)
+    if not everything:
+        ids = await asyncio.to_thread(_due, ctx, ids, now)
+    report = CycleReport()
+
+    async def one(feed_id: str) -> None:
+        outcome = await poll_feed(ctx, ctx.feeds[feed_id], force=everything)
+        if outcome is not None:
+            report.feeds.append(outcome)
+            if on_done:
+                on_done(outcome)
+
+    await asyncio.gather(*(one(i) for i in ids))
+    return report
+
+
+def _due(ctx: Context, ids: Sequence[str], now: dt.datetime) -> list[str]:
+    with db.session(ctx.engine) as s:
+        return store.due_feeds(s, ids, now)
+
+
+async def poll_feed(ctx: Context, feed: FeedJob, *, force: bool = False) -> FeedOutcome | None:
+    """Fetch, parse, store and match one feed. None when another process holds it."""
+    now = utcnow()
+    claimed, etag, last_modified = await asyncio.to_thread(_claim, ctx, feed, now, force)
+    if not claimed:
+        return None
+    try:
+        result = await ctx.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
+        parsed = None
+        if not result.not_modified:
+            parsed = await asyncio.to_thread(
+                parse_feed,
+                result.body or b"",
+                feed_id=feed.id,
+                base_url=result.url,
+                fetched_at=now,
+            )
+    except (FetchError, ParseError) as exc:
+        status = getattr(exc, "status", None)
+        retry_after = getattr(exc, "retry_after", None)
+        await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), retry_after)
+        log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
+        return FeedOutcome(feed.id, ok=False, status=status, error=str(exc))
+    outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
+    if outcome.new or outcome.alerts:
+        log.info(
+            "feed_polled",
+            feed=feed.id,
+            status=outcome.status,
+            items=outcome.items,
+            new=outcome.new,
+            alerts=outcome.alerts,
+        )
+    return outcome
+
+
+def _claim(
+    ctx: Context, feed: FeedJob, now: dt.datetime, force: bool
+) -> tuple[bool, str | None, str | None]:
+    with db.session(ctx.engine) as s:
+        if force:
+            row = store.get_feed(s, feed.id)
+        elif store.claim_feed(s, feed.id, now, ctx.feed_lease):
+            s.commit()
+            row = store.get_feed(s, feed.id)
+        else:
+            return False, None, None
+        return True, row.etag, row.last_modified
+
+
+def _next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> dt.datetime:
+    delay = feed.interval.total_seconds() + random.uniform(0, feed.jitter.total_seconds())
+    return now + dt.timedelta(seconds=max(delay, at_least or 0.0))
+
+
+def _failed(
+    ctx: Context,
+    feed: FeedJob,
+    now: dt.datetime,
+    status: int | None,
+    error: str,
+    retry_after: float | None,
+) -> None:
+    with db.session(ctx.engine) as s:
+        row = store.get_feed(s, feed.id)
+        nxt = _next_due(feed, now, retry_after)
+        store.record_failure(s, row, now=now, status=status, error=error, next_due=nxt)
+        s.commit()
+
+
+def _process(
+    ctx: Context,
+    feed: FeedJob,
+    result: FetchResult,
+    parsed: ParsedFeed | None,
+    now: dt.datetime,
+) -> FeedOutcome:
+    """Store the items and write the alerts they cause, in one transaction."""
+    watchlist = ctx.watchlist()
+    with db.session(ctx.engine) as s:
+        row = store.get_feed(s, feed.id)
+        alert_ids: list[str] = []
+        stored: list[store.StoredItem] = []
+        if parsed is not None:
+            stored = store.upsert_items(s, feed.id, parsed.items, now)
+            # A new feed's existing items are only recorded (no flood on the first poll)
+            # unless the feed asks for backfill.
+            if row.initialized or feed.backfill:
+                alerts = _match(ctx, watchlist, feed, stored)
+                alert_ids = store.add_alerts(s, alerts, now)
+        store.record_success(
+            s,
+            row,
+            now=now,
+            status=result.status,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            item_count=len(parsed.items) if parsed is not None else None,
+            new_count=sum(1 for it in stored if not it.changed),
+            next_due=_next_due(feed, now),
+        )
+        s.commit()
+    for alert_id in alert_ids:
+        log.debug("alert_created", alert=alert_id, feed=feed.id)
+    return FeedOutcome(
+        feed.id,
+        ok=True,
+        status=result.status,
+        items=len(parsed.items) if parsed is not None else 0,
+        new=len(stored),
+        alerts=len(alert_ids),
+    )
+
+
+def _match(
+    ctx: Context, watchlist: Watchlist, feed: FeedJob, items: Sequence[store.StoredItem]
+) -> list[store.NewAlert]:
+    rules = {r.id: r for r in watchlist.rules}
+    out: list[store.NewAlert] = []
+    for item in items:
+        for hit in watchlist.match(item.data, feed.tags):
+            rule = rules[hit.rule_id]
+            channels = routes_for(rule, ctx.channels)
+            out.append(store.NewAlert(item.id, rule.id, rule.name, rule.severity, hit, channels))
+    return out
+
+
+def routes_for(rule: Rule, channels: Mapping[str, ChannelRoute]) -> tuple[str, ...]:
+    """The channels a rule's alerts go to: its `notify` list (default every channel), less
+    the channels whose minimum severity is above the rule's."""
+    names = rule.notify if rule.notify is not None else tuple(channels)
+    rank = SEVERITY_RANK[rule.severity]
+    return tuple(
+        n for n in names if n in channels and SEVERITY_RANK[channels[n].min_severity] <= rank
+    )
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+async def deliver(ctx: Context, *, limit: int = 200) -> DeliveryReport:
+    """Send every due delivery once: claim it, send outside any transaction, record the
+    outcome (sent; retry later with backoff; or dead)."""
+    now = utcnow()
+    claimed = await asyncio.to_thread(_claim_deliveries, ctx, now, limit)
+    report = DeliveryReport()
+    await asyncio.gather(*(_deliver_one(ctx, c, report) for c in claimed))
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    id: int
+    channel: str
+    attempt: int  # this attempt's number, from 1
+    msg: AlertMessage
+
+
+def _claim_deliveries(ctx: Context, now: dt.datetime, limit: int) -> list[_Claimed]:
+    out = []
+    with db.session(ctx.engine) as s:
+        for d in store.due_deliveries(s, now, limit):
+            if not store.claim_delivery(s, d, now, ctx.retry.lease):
+                continue
+            s.commit()
+            alert = s.get(Alert, d.alert_id)
+            item = s.get(Item, alert.item_id) if alert else None
+            if alert is None or item is None:
+                continue
+            assert d.id is not None
+            out.append(_Claimed(d.id, d.channel, d.attempt + 1, alert_message(alert, item)))
+    return out
+
+
+def alert_message(alert: Alert, item: Item) -> AlertMessage:
+    assert alert.created_at is not None
+    return AlertMessage(
+        id=alert.id,
+        created_at=alert.created_at,
+        rule_id=alert.rule_id,
+        rule_name=alert.rule_name,
+        severity=alert.severity,
+        title=item.title,
+        url=item.url,
+        source=item.source,
+        feed=item.feed_id,
+        published_at=item.published_at,
+        summary=item.summary or item.content[:500],
+        terms=tuple(alert.terms),
+        snippet=alert.snippet,
+        also_reported_by=tuple(alert.also_reported_by),
+    )
+
+
+async def _deliver_one(ctx: Context, d: _Claimed, report: DeliveryReport) -> None:
+    msg = d.msg
+    route = ctx.channels.get(d.channel)
+    error: DeliveryError | None
+    if route is None:
+        error = DeliveryError(f"channel {d.channel!r} is no longer configured", permanent=True)
+    else:
+        try:
+            async with asyncio.timeout(route.timeout + 5):
+                await route.notifier.send(msg)
+            error = None
+        except TimeoutError:
+            error = DeliveryError(f"no answer within {route.timeout:g}s")
+        except DeliveryError as exc:
+            error = exc
+    now = utcnow()
+    if error is None:
+        await asyncio.to_thread(_settle, ctx, d.id, None, None, now)
+        report.sent += 1
+        log.info("delivered", alert=msg.id, channel=d.channel, attempt=d.attempt)
+        return
+    give_up = error.permanent or d.attempt >= ctx.retry.max_attempts
+    nxt = (
+        None
+        if give_up
+        else now + dt.timedelta(seconds=ctx.retry.delay(d.attempt, error.retry_after))
+    )
+    await asyncio.to_thread(_settle, ctx, d.id, str(error), nxt, now)
+    if give_up:
+        report.dead += 1
+        log.error(
+            "delivery_dead", alert=msg.id, channel=d.channel, attempts=d.attempt, error=str(error)
+        )
+    else:
+        report.failed += 1
+        log.warning(
+            "delivery_retry",
+            alert=msg.id,
+            channel=d.channel,
+            attempts=d.attempt,
+            error=str(error),
+            next_attempt=nxt.isoformat() if nxt else None,
+        )
+
+
+def _settle(
+    ctx: Context, delivery_id: int, error: str | None, nxt: dt.datetime | None, now: dt.datetime
+) -> None:
+    try:
+        with db.session(ctx.engine) as s:
+            if error is None:
+                store.mark_sent(s, delivery_id, now)
+            else:
+                store.mark_failed(s, delivery_id, error, nxt)
+            s.commit()
+    except StoreError as exc:
+        # The send happened; if we cannot record it, the lease expires and it is sent again
+        # (at least once). Say so rather than fail the whole batch.
+        log.error("delivery_not_recorded", delivery=delivery_id, error=str(exc))

@@ -1,0 +1,234 @@
+"""Runs the pipeline on time: the daemon (`monitor run`) and the single cycle (`monitor once`).
+
+Builds the stages from the settings (the only module besides cli that reads them) and drives
+them with an APScheduler 3 AsyncIOScheduler. Jobs coalesce and never stack
+(max_instances=1): a tick that finds the previous cycle still running is logged and
+dropped, and nothing is lost by it, because which feeds are due and which deliveries are
+pending is state in the database, not in the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from monitor import db, pipeline
+from monitor.alert import EmailNotifier, LogNotifier, Notifier, WebhookNotifier
+from monitor.fetch import Fetcher, FetchLimits
+from monitor.rules import Watchlist, load_watchlist
+from monitor.settings import EmailChannel, LogChannel, Settings, WebhookChannel
+
+log = structlog.get_logger("monitor.scheduler")
+
+TICK = dt.timedelta(seconds=5)  # how often due feeds and deliveries are looked for
+
+
+def load_rules(settings: Settings) -> Watchlist:
+    return load_watchlist([Path(p) for p in settings.watchlist])
+
+
+def make_notifier(name: str, ch: WebhookChannel | EmailChannel | LogChannel) -> Notifier:
+    if isinstance(ch, WebhookChannel):
+        return WebhookNotifier(name, ch.url, ch.secret, timeout=ch.timeout.total_seconds())
+    if isinstance(ch, EmailChannel):
+        smtp = ch.smtp
+        return EmailNotifier(
+            name,
+            to=list(ch.to),
+            sender=ch.from_,
+            host=smtp.host,
+            port=smtp.port,
+            starttls=smtp.starttls,
+            tls=smtp.tls,
+            username=smtp.username,
+            password=smtp.password,
+            timeout=smtp.timeout.total_seconds(),
+            validate_certs=smtp.validate_certs,
+        )
+    return LogNotifier(name)
+
+
+def _timeout(ch: WebhookChannel | EmailChannel | LogChannel) -> float:
+    if isinstance(ch, WebhookChannel):
+        return ch.timeout.total_seconds()
+    if isinstance(ch, EmailChannel):
+        return ch.smtp.timeout.total_seconds()
+    return 5.0
+
+
+@dataclass
+class LiveRules:
+    """The watchlist in force; reloading swaps `current` in one assignment."""
+
+    current: Watchlist
+
+    def __call__(self) -> Watchlist:
+        return self.current
+
+
+@dataclass
+class Runtime:
+    """The built stages for one process, and what must be closed at the end."""
+
+    settings: Settings
+    engine: Engine
+    ctx: pipeline.Context
+    rules: LiveRules
+    notifiers: list[Notifier] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.ctx.fetcher.aclose()
+        for n in self.notifiers:
+            await n.aclose()
+        self.engine.dispose()
+
+
+def build(settings: Settings, rules: Watchlist) -> Runtime:
+    engine = db.make_engine(settings.database)
+    db.upgrade(engine)
+    poll = settings.poll
+    fetcher = Fetcher(
+        FetchLimits(
+            timeout=poll.timeout.total_seconds(),
+            max_bytes=poll.max_bytes,
+            max_redirects=poll.max_redirects,
+            concurrency=poll.concurrency,
+            per_host=poll.per_host,
+            allow_private_networks=poll.allow_private_networks,
+            user_agent=poll.user_agent,
+        )
+    )
+    notifiers: list[Notifier] = []
+    routes: dict[str, pipeline.ChannelRoute] = {}
+    for name, ch in settings.effective_channels.items():
+        n = make_notifier(name, ch)
+        notifiers.append(n)
+        routes[name] = pipeline.ChannelRoute(n, ch.min_severity, _timeout(ch))
+    feeds = {
+        f.id: pipeline.FeedJob(
+            id=f.id,
+            url=f.url,
+            interval=settings.feed_interval(f),
+            jitter=poll.jitter,
+            tags=f.tags,
+            backfill=f.backfill,
+        )
+        for f in settings.feeds
+    }
+    live = LiveRules(rules)
+    ctx = pipeline.Context(
+        engine=engine, fetcher=fetcher, feeds=feeds, watchlist=live, channels=routes
+    )
+    pipeline.sync(ctx)
+    return Runtime(settings, engine, ctx, live, notifiers)
+
+
+async def run_once(
+    settings: Settings,
+    rules: Watchlist,
+    *,
+    everything: bool = False,
+    on_feed: Callable[[pipeline.FeedOutcome], None] | None = None,
+) -> tuple[pipeline.CycleReport, pipeline.DeliveryReport]:
+    """One cycle over every due feed (or every feed), then every due delivery, then exit."""
+    runtime = build(settings, rules)
+    try:
+        report = await pipeline.poll(runtime.ctx, everything=everything, on_done=on_feed)
+        delivered = await pipeline.deliver(runtime.ctx)
+        return report, delivered
+    finally:
+        await runtime.aclose()
+
+
+async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) -> None:
+    """Poll and deliver until `stop` is set; then let running work finish (bounded) and
+    close everything."""
+    runtime = build(settings, rules)
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    running: set[asyncio.Task[object]] = set()
+
+    def job(fn: Callable[[], object], name: str) -> Callable[[], object]:
+        async def wrapped() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            running.add(task)
+            try:
+                await fn()  # type: ignore[misc]
+            except Exception:
+                log.exception("job_failed", job=name)
+            finally:
+                running.discard(task)
+
+        return wrapped
+
+    common = dict(coalesce=True, max_instances=1, misfire_grace_time=None)
+    now = dt.datetime.now(dt.UTC)
+    scheduler.add_job(
+        job(lambda: pipeline.poll(runtime.ctx), "poll"),
+        "interval",
+        seconds=TICK.total_seconds(),
+        id="poll",
+        next_run_time=now,
+        **common,
+    )
+    scheduler.add_job(
+        job(lambda: pipeline.deliver(runtime.ctx), "deliver"),
+        "interval",
+        seconds=TICK.total_seconds(),
+        id="deliver",
+        next_run_time=now,
+        **common,
+    )
+    scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+    scheduler.start()
+    log.info(
+        "started",
+        feeds=len(runtime.ctx.feeds),
+        rules=len(rules.rules),
+        watchlist=rules.version,
+        channels=list(runtime.ctx.channels),
+        database=db.redact_url(settings.database),
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping", running=len(running))
+        scheduler.shutdown(wait=False)
+        if running:
+            # In-flight fetches and deliveries get a few seconds; anything cut off is safe:
+            # claimed feeds and deliveries become due again when their lease expires.
+            _done, pending = await asyncio.wait(running, timeout=8)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await runtime.aclose()
+        log.info("stopped")
+
+
+def _on_event(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_MAX_INSTANCES:
+        # Not silent: the previous cycle is still busy; the due feeds stay due in the
+        # database and the next free tick takes them.
+        log.warning("cycle_overrun", job=event.job_id)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,312 @@
+"""The store decides what is new. It inserts items and returns only the new or changed ones;
+it writes alerts and their deliveries in the caller's transaction; it keeps per-feed state
+(validators, health, next due time) and the delivery outbox.
+
+Every function takes an open Session and does not commit: the orchestrator owns the
+transaction, so an item and the alerts it caused are committed together or not at all.
+
+Claiming (feeds to poll, deliveries to send) is an optimistic UPDATE ... WHERE the row is
+still due, which moves the due time forward by a lease. One process wins each row on SQLite
+and PostgreSQL alike; a process that dies mid-work leaves the row due again once the lease
+expires, so another process (or the same one after restart) picks it up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from monitor.models import Alert, Delivery, Feed, Hit, Item, ItemData
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item the store found new (or whose text changed), with its database id."""
+
+    id: int
+    data: ItemData
+    first_seen_at: dt.datetime
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    item_id: int
+    rule_id: str
+    rule_name: str
+    severity: str
+    hit: Hit
+    channels: tuple[str, ...]
+
+
+# --- feeds ---------------------------------------------------------------------------------
+
+
+def sync_feeds(session: Session, feeds: Iterable[tuple[str, str]], now: dt.datetime) -> None:
+    """Make the feed table hold a row for every configured (id, url); a changed URL resets
+    the HTTP validators (they belong to the old URL). Rows of removed feeds stay, unpolled."""
+    existing = {f.id: f for f in session.exec(select(Feed)).all()}
+    for feed_id, url in feeds:
+        row = existing.get(feed_id)
+        if row is None:
+            session.add(Feed(id=feed_id, url=url, next_due_at=now))
+        elif row.url != url:
+            row.url, row.etag, row.last_modified = url, None, None
+            session.add(row)
+
+
+def due_feeds(session: Session, ids: Sequence[str], now: dt.datetime) -> list[str]:
+    """Configured feeds whose next due time has come, oldest first."""
+    rows = session.exec(
+        select(Feed.id)
+        .where(col(Feed.id).in_(ids))
+        .where(sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now))
+        .order_by(col(Feed.next_due_at))
+    ).all()
+    return list(rows)
+
+
+def claim_feed(session: Session, feed_id: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take the feed for one poll, unless another process has just taken it."""
+    result = session.execute(
+        sa.update(Feed)
+        .where(col(Feed.id) == feed_id)
+        .where(sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now))
+        .values(next_due_at=now + lease)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def get_feed(session: Session, feed_id: str) -> Feed:
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        raise KeyError(feed_id)
+    return feed
+
+
+def record_success(
+    session: Session,
+    feed: Feed,
+    *,
+    now: dt.datetime,
+    status: int,
+    etag: str | None,
+    last_modified: str | None,
+    item_count: int | None,
+    new_count: int,
+    next_due: dt.datetime,
+) -> None:
+    feed.last_fetch_at = feed.last_success_at = now
+    feed.last_status = status
+    feed.last_error = None
+    feed.consecutive_errors = 0
+    if etag is not None or last_modified is not None:
+        feed.etag, feed.last_modified = etag, last_modified
+    if item_count is not None:
+        feed.last_item_count = item_count
+    feed.total_items += new_count
+    feed.initialized = True
+    feed.next_due_at = next_due
+    session.add(feed)
+
+
+def record_failure(
+    session: Session,
+    feed: Feed,
+    *,
+    now: dt.datetime,
+    status: int | None,
+    error: str,
+    next_due: dt.datetime,
+) -> None:
+    feed.last_fetch_at = now
+    feed.last_status = status
+    feed.last_error = error[:1000]
+    feed.consecutive_errors += 1
+    feed.next_due_at = next_due
+    session.add(feed)
+
+
+# --- items ---------------------------------------------------------------------------------
+
+
+def upsert_items(
+    session: Session, feed_id: str, items: Sequence[ItemData], now: dt.datetime
+) -> list[StoredItem]:
+    """Insert unseen items; update items whose text changed (same identity, new hash).
+    Returns only those two kinds; an unchanged item is dropped here and goes no further."""
+    by_guid = {it.guid: it for it in items}  # a guid repeated in one fetch: the last wins
+    if not by_guid:
+        return []
+    known: dict[str, Item] = {}
+    guids = list(by_guid)
+    for start in range(0, len(guids), 500):  # keep IN lists within every backend's limits
+        chunk = guids[start : start + 500]
+        rows = session.exec(
+            select(Item).where(col(Item.feed_id) == feed_id).where(col(Item.guid).in_(chunk))
+        ).all()
+        known.update((r.guid, r) for r in rows)
+    fresh: list[tuple[Item, ItemData, bool]] = []
+    for guid, data in by_guid.items():
+        row = known.get(guid)
+        if row is None:
+            row = Item(
+                feed_id=feed_id,
+                guid=guid,
+                published_at=data.published_at or now,
+                first_seen_at=now,
+                **_fields(data),
+            )
+            session.add(row)
+            fresh.append((row, data, False))
+        elif row.content_hash != data.content_hash:
+            for key, value in _fields(data).items():
+                setattr(row, key, value)
+            row.updated_at = now
+            session.add(row)
+            fresh.append((row, data, True))
+    session.flush()  # assigns ids
+    out = []
+    for row, data, changed in fresh:
+        assert row.id is not None and row.first_seen_at is not None
+        out.append(StoredItem(row.id, data, row.first_seen_at, changed))
+    return out
+
+
+def _fields(data: ItemData) -> dict[str, Any]:
+    return {
+        "url": data.url,
+        "title": data.title,
+        "summary": data.summary,
+        "content": data.content,
+        "author": data.author,
+        "categories": list(data.categories),
+        "source": data.source,
+        "language": data.language,
+        "content_hash": data.content_hash,
+    }
+
+
+# --- alerts and the outbox -----------------------------------------------------------------
+
+
+def new_alert_id(now: float | None = None) -> str:
+    """Time-ordered, unique, opaque: 12 hex digits of milliseconds + 16 random hex digits."""
+    ms = int((now if now is not None else time.time()) * 1000)
+    return f"alrt_{ms:012x}{secrets.token_hex(8)}"
+
+
+def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -> list[str]:
+    """Insert alerts that do not exist yet for (rule, item), and a pending delivery for each
+    of their channels. Returns the ids of the alerts actually created. The unique constraint
+    on (rule_id, item_id) is the final word: a concurrent writer's row wins silently."""
+    if not alerts:
+        return []
+    item_ids = {a.item_id for a in alerts}
+    existing = set(
+        session.exec(
+            select(Alert.rule_id, Alert.item_id).where(col(Alert.item_id).in_(item_ids))
+        ).all()
+    )
+    created: list[str] = []
+    for a in alerts:
+        if (a.rule_id, a.item_id) in existing:
+            continue
+        existing.add((a.rule_id, a.item_id))
+        alert_id = new_alert_id()
+        inserted = _insert_ignore(
+            session,
+            Alert,
+            ["rule_id", "item_id"],
+            id=alert_id,
+            rule_id=a.rule_id,
+            item_id=a.item_id,
+            created_at=now,
+            rule_name=a.rule_name,
+            severity=a.severity,
+            terms=list(a.hit.terms),
+            snippet=a.hit.snippet,
+            also_reported_by=[],
+        )
+        if not inserted:
+            continue
+        created.append(alert_id)
+        for channel in a.channels:
+            session.add(
+                Delivery(alert_id=alert_id, channel=channel, status="pending", next_attempt_at=now)
+            )
+    session.flush()
+    return created
+
+
+def _insert_ignore(session: Session, table: type, conflict: list[str], **values: object) -> bool:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
+    return list(
+        session.exec(
+            select(Delivery)
+            .where(col(Delivery.status) == "pending")
+            .where(col(Delivery.next_attempt_at) <= now)
+            .order_by(col(Delivery.next_attempt_at))
+            .limit(limit)
+        ).all()
+    )
+
+
+def claim_delivery(
+    session: Session, delivery: Delivery, now: dt.datetime, lease: dt.timedelta
+) -> bool:
+    """Take a due delivery for one attempt. While the attempt runs its next_attempt_at is
+    now + lease: if this process dies, the delivery is tried again after the lease."""
+    result = session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id) == delivery.id)
+        .where(col(Delivery.status) == "pending")
+        .where(col(Delivery.next_attempt_at) == delivery.next_attempt_at)
+        .values(next_attempt_at=now + lease, attempts=col(Delivery.attempts) + 1)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def mark_sent(session: Session, delivery_id: int, now: dt.datetime) -> None:
+    session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id) == delivery_id)
+        .values(status="sent", sent_at=now, last_error=None, next_attempt_at=None)
+    )
+
+
+def mark_failed(
+    session: Session, delivery_id: int, error: str, next_attempt: dt.datetime | None
+) -> None:
+    """Schedule another attempt at `next_attempt`, or give up (status dead) when None."""
+    values: dict[str, object] = {"last_error": error[:1000], "next_attempt_at": next_attempt}
+    if next_attempt is None:
+        values["status"] = "dead"
+    session.execute(sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+
+
+def requeue_delivery(session: Session, alert_id: str, now: dt.datetime) -> int:
+    """Put the dead deliveries of an alert back to pending, due now; returns how many."""
+    result = session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.alert_id) == alert_id)
+        .where(col(Delivery.status) == "dead")
+        .values(status="pending", next_attempt_at=now, attempts=0)
+    )
+    return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,108 @@
+"""A real HTTP server on 127.0.0.1 serving feeds for tests: ETag / Last-Modified (304),
+gzip, redirects, error statuses, slow-drip bodies. Runs in a thread; port chosen by the OS."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/rss+xml; charset=utf-8"
+    etag: bool = True  # send an ETag and honour If-None-Match
+    gzip: bool = False  # compress when the client accepts gzip
+    redirect: str | None = None  # Location for a 301
+    drip: float = 0.0  # seconds between 1-byte writes (slow server)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    status: int
+
+
+class FeedServer:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                server._serve(self)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def __enter__(self) -> FeedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def hits(self, path: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        route = self.routes.get(h.path.split("?", 1)[0])
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        status = 404 if route is None else route.status
+        body = b"" if route is None else route.body
+        extra: dict[str, str] = {} if route is None else dict(route.headers)
+        if route is not None and route.redirect:
+            status, extra["Location"] = 301, route.redirect
+        etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+        if route is not None and route.etag and status == 200:
+            extra["ETag"] = etag
+            if headers.get("if-none-match") == etag:
+                status, body = 304, b""
+        if route is not None and route.gzip and "gzip" in headers.get("accept-encoding", ""):
+            body = gzip.compress(body)
+            extra["Content-Encoding"] = "gzip"
+        with self._lock:
+            self.requests.append(Request(h.path, headers, status))
+        h.send_response(status)
+        if route is not None:
+            h.send_header("Content-Type", route.content_type)
+        for k, v in extra.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            if route is not None and route.drip:
+                for i in range(len(body)):
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                    time.sleep(route.drip)  # the server is slow on purpose, not the test waiting
+            else:
+                h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
