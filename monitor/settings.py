@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor import yamlconf
+from monitor.errors import ConfigError
 from monitor.units import Duration, Size
 
 DEFAULT_CONFIG = "config/monitor.yaml"
@@ -182,16 +183,6 @@ class Settings(Strict):
     def _one_or_many(cls, v: Any) -> Any:
         return (v,) if isinstance(v, str) else v
 
-    @field_validator("feeds")
-    @classmethod
-    def _unique_feeds(cls, v: tuple[FeedSettings, ...]) -> tuple[FeedSettings, ...]:
-        seen: set[str] = set()
-        for feed in v:
-            if feed.id in seen:
-                raise ValueError(f"feed id {feed.id!r} appears twice")
-            seen.add(feed.id)
-        return v
-
     @model_validator(mode="after")
     def _known_channels(self) -> Settings:
         for name in self.health_alerts:
@@ -210,5 +201,11 @@ class Settings(Strict):
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate monitor.yaml; raises ConfigError with FILE:LINE:COL lines."""
-    settings, _ = yamlconf.load_model(Settings, path, env)
+    settings, located = yamlconf.load_model(Settings, path, env)
+    seen: set[str] = set()
+    for i, feed in enumerate(settings.feeds):
+        if feed.id in seen:
+            where = located.problem(("feeds", i, "id"), f"feed id {feed.id!r} appears twice")
+            raise ConfigError(where)
+        seen.add(feed.id)
     return settings

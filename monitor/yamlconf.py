@@ -147,6 +147,11 @@ def _describe(err: Any, located: Located) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return located.problem(loc, f"unknown key {_dotted(loc)!s}", key=True)
+    if kind == "union_tag_invalid":  # point at the `type:` value rather than the mapping
+        tag = str(err.get("ctx", {}).get("discriminator", "")).strip("'")
+        loc = _data_loc((*loc, tag), located.tree)
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        return located.problem(loc, f"{_dotted(loc)}: must be one of {expected}")
     if kind == "missing":
         return located.problem(loc[:-1], f"{_dotted(loc)}: required key is missing")
     msg = err["msg"].removeprefix("Value error, ")
