@@ -73,6 +73,7 @@ class Context:
     channels: Mapping[str, ChannelRoute]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     feed_lease: dt.timedelta = dt.timedelta(minutes=5)
+    retention: dt.timedelta = dt.timedelta(days=180)
 
 
 @dataclass
@@ -270,6 +271,16 @@ def routes_for(rule: Rule, channels: Mapping[str, ChannelRoute]) -> tuple[str, .
     return tuple(
         n for n in names if n in channels and SEVERITY_RANK[channels[n].min_severity] <= rank
     )
+
+
+def purge(ctx: Context) -> int:
+    """Empty the text of items older than the retention (tombstones keep their identity)."""
+    with db.session(ctx.engine) as s:
+        n = store.purge(s, utcnow() - ctx.retention)
+        s.commit()
+    if n:
+        log.info("purged", items=n, older_than=str(ctx.retention))
+    return n
 
 
 # --- delivery ------------------------------------------------------------------------------

@@ -127,7 +127,12 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
     }
     live = LiveRules(rules)
     ctx = pipeline.Context(
-        engine=engine, fetcher=fetcher, feeds=feeds, watchlist=live, channels=routes
+        engine=engine,
+        fetcher=fetcher,
+        feeds=feeds,
+        watchlist=live,
+        channels=routes,
+        retention=settings.retention,
     )
     pipeline.sync(ctx)
     return Runtime(settings, engine, ctx, live, notifiers)
@@ -186,6 +191,14 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         "interval",
         seconds=TICK.total_seconds(),
         id="deliver",
+        next_run_time=now,
+        **common,
+    )
+    scheduler.add_job(
+        job(lambda: asyncio.to_thread(pipeline.purge, runtime.ctx), "purge"),
+        "interval",
+        hours=6,
+        id="purge",
         next_run_time=now,
         **common,
     )

@@ -64,9 +64,6 @@ class FeedSettings(Strict):
         None, description="Poll interval for this feed; default poll.interval."
     )
     tags: tuple[str, ...] = Field((), description="Tags that rules can name in `feeds:`.")
-    full_text: bool = Field(
-        False, description="Fetch each new item's page and extract the article text."
-    )
     backfill: bool = Field(
         False, description="Alert on the items already in the feed at its first poll."
     )
@@ -90,7 +87,7 @@ class FeedSettings(Strict):
 
 
 class WebhookChannel(Strict):
-    type: Literal["webhook"]
+    type: Literal["webhook"] = Field(description="`webhook`: a signed JSON POST per alert.")
     url: str = Field(description="Where alerts are POSTed.")
     secret: str | None = Field(
         None, description="Standard Webhooks secret (whsec_...); unsigned when absent."
@@ -130,10 +127,10 @@ class SMTPSettings(Strict):
 
 
 class EmailChannel(Strict):
-    type: Literal["email"]
+    type: Literal["email"] = Field(description="`email`: one email per alert over SMTP.")
     to: tuple[str, ...] = Field(min_length=1, description="Recipients.")
     from_: str = Field(alias="from", description="Sender address.")
-    smtp: SMTPSettings
+    smtp: SMTPSettings = Field(description="The SMTP server.")
     min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
         "info", description="Alerts below this severity are not sent here."
     )
@@ -142,19 +139,13 @@ class EmailChannel(Strict):
 
 
 class LogChannel(Strict):
-    type: Literal["log"]
+    type: Literal["log"] = Field(description="`log`: alerts as log lines.")
     min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
         "info", description="Alerts below this severity are not logged."
     )
 
 
 Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
-
-
-class ServerSettings(Strict):
-    listen: str = Field(
-        "0.0.0.0:8080", description="host:port for /healthz and /metrics (port 0: any free port)."
-    )
 
 
 class Settings(Strict):
@@ -165,14 +156,12 @@ class Settings(Strict):
     watchlist: tuple[str, ...] = Field(
         ("config/watchlist.yaml",), description="Watchlist file, or a list of files."
     )
-    poll: PollSettings = Field(default_factory=PollSettings)
+    poll: PollSettings = Field(
+        default_factory=PollSettings, description="How feeds are fetched (all feeds)."
+    )
     feeds: tuple[FeedSettings, ...] = Field((), description="The feeds to poll.")
     channels: dict[str, Channel] = Field(
         default_factory=dict, description="Named alert channels; a log channel when none."
-    )
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    health_alerts: tuple[str, ...] = Field(
-        (), description="Channels told when a feed starts failing or goes stale."
     )
     retention: Duration = Field(
         dt.timedelta(days=180), description="Items older than this are purged."
@@ -182,13 +171,6 @@ class Settings(Strict):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return (v,) if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _known_channels(self) -> Settings:
-        for name in self.health_alerts:
-            if name not in self.effective_channels:
-                raise ValueError(f"health_alerts names unknown channel {name!r}")
-        return self
 
     @property
     def effective_channels(self) -> Mapping[str, WebhookChannel | EmailChannel | LogChannel]:
@@ -209,3 +191,60 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
             raise ConfigError(where)
         seen.add(feed.id)
     return settings
+
+
+def reference_rows() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every key of monitor.yaml, for docs/configuration.md.
+    A test compares the document with these rows, so a new key cannot go undocumented."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            key = prefix + (info.alias or name)
+            nested = _nested_model(info.annotation)
+            if nested is not None and nested is not model:
+                default = ""
+                rows.append((key, default, info.description or ""))
+                walk(nested, key + ".")
+                continue
+            default = (
+                "(required)"
+                if info.is_required()
+                else _show(info.get_default(call_default_factory=True))
+            )
+            rows.append((key, default, info.description or ""))
+
+    walk(Settings, "")
+    rows.append(("feeds[]", "", "Each feed:"))
+    walk(FeedSettings, "feeds[].")
+    for kind, label in ((WebhookChannel, "webhook"), (EmailChannel, "email"), (LogChannel, "log")):
+        walk(kind, f"channels.NAME ({label}).")
+    return rows
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dt.timedelta):
+        secs = int(value.total_seconds())
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if secs and secs % size == 0:
+                return f"{secs // size}{unit}"
+        return f"{secs}s"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def reference_markdown() -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{k}` | {d and f'`{d}`'} | {m} |" for k, d, m in reference_rows()]
+    return "\n".join(lines) + "\n"

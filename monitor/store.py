@@ -310,3 +310,16 @@ def requeue_delivery(session: Session, alert_id: str, now: dt.datetime) -> int:
         .values(status="pending", next_attempt_at=now, attempts=0)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+def purge(session: Session, before: dt.datetime) -> int:
+    """Retention: empty the text of items first seen before `before`. The row stays as a
+    tombstone (feed, guid, hash), so the item is never taken for new and never alerts again;
+    alerts keep their title. Returns how many items were emptied."""
+    result = session.execute(
+        sa.update(Item)
+        .where(col(Item.first_seen_at) < before)
+        .where(sa.or_(col(Item.summary) != "", col(Item.content) != ""))
+        .values(summary="", content="")
+    )
+    return int(getattr(result, "rowcount", 0))

@@ -31,7 +31,6 @@ channels:
     to: [analyst@example.org]
     from: monitor@example.org
     smtp: {host: smtp.example.org, port: 587, username: alerts, password: "${SMTP_PW:-x}"}
-health_alerts: [ops]
 """
 
 
@@ -80,7 +79,6 @@ def test_no_channel_means_a_log_channel(tmp_path: Path) -> None:
             "5:13",
             "environment variable NOPE is not set",
         ),
-        ("health_alerts: [nobody]\n", "1:1", "unknown channel 'nobody'"),
         ("poll: [\n", "2:1", "YAML syntax"),
         (
             "channels:\n  m:\n    type: email\n    to: [a@b]\n    from: c@d\n    smtp:\n"
