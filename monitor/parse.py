@@ -1,0 +1,366 @@
+"""Feed bytes -> normalized items: identity, dates, plain text, canonical URL, publisher.
+
+feedparser does the XML (RSS 0.9x/1.0/2.0, Atom, broken feeds through its loose parser, the
+charset rules of RFC 3023); this module turns each entry into a `monitor.models.ItemData`.
+The text, URL and date helpers live in `monitor.normalize`.
+
+feedparser is always given the bytes wrapped in `io.BytesIO`: given a `str` it would treat it
+as a file name or a URL and open it. It runs with `sanitize_html=False` and
+`resolve_relative_uris=False`: both rewrite every HTML fragment through feedparser's
+pure-Python SGML parser (a third of its time) and we keep no HTML, only text, which is escaped
+wherever it is rendered. Link elements and `xml:base` are still resolved by feedparser; the feed
+URL, when given, is passed as the Content-Location base for relative links.
+
+Identity (`guid`, unique per feed):
+
+1. the entry's own id (RSS `<guid>`, Atom `<id>`, RDF `rdf:about`), verbatim: it is what the
+   publisher promises to keep stable, and it stays the same when the title, text or even the
+   link of a story is edited, so an edited story is the same item (SPEC: "an item whose text
+   changes keeps its identity");
+2. no id: the canonical URL (tracking parameters removed, so the same link with another
+   `utm_campaign` is the same item);
+3. neither: `sha256:` + sha256 of title and date, the only stable things left.
+
+Some feeds give every entry the same guid (a CMS bug; Miniflux's rss adapter documents the same
+case). Within one parse, entries whose guids collide are all told apart, the first included,
+by appending `#` and 12 hex digits of a hash of their URL and title: each item's identity then
+depends only on itself, not on its position, so the next poll gives it the same guid. Entries
+that collide on all of guid, URL and title are the same item, listed twice: the first is kept.
+
+Dates: `published_at` is the entry's published date, else its updated date (RSS `pubDate`,
+Atom `published`/`updated`, `dc:date`), from feedparser's UTC `*_parsed` struct through
+`calendar.timegm`, so the machine's time zone never matters. Strings feedparser cannot read
+are tried as epoch seconds and as RFC 822 with non-English names (`parse_loose_date`). Then a
+dateline in the text (the seed page's "Tue Jun 18, 2019 04:01PM", read as UTC). A date before
+1990 or more than 2 days after `fetched_at` is absurd and counts as missing. Missing stays None:
+the store fills in the first-seen time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import io
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import feedparser
+
+from monitor.errors import ParseError
+from monitor.models import ItemData
+from monitor.normalize import (
+    MAX_CATEGORIES,
+    MAX_SHORT,
+    MAX_TEXT,
+    MAX_TITLE,
+    canonical_url,
+    fold,
+    html_to_text,
+    one_line,
+    parse_loose_date,
+    plain_to_text,
+    strip_page_chrome,
+)
+
+__all__ = ["ParsedFeed", "canonical_url", "html_to_text", "parse_feed"]
+
+UTC = dt.UTC
+MIN_DATE = dt.datetime(1990, 1, 1, tzinfo=UTC)
+MAX_FUTURE = dt.timedelta(days=2)
+DERIVED_TITLE_MAX = 120  # an entry without a title is named after the start of its text
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+_NO_LANGUAGE = frozenset({"mul", "und", "zxx", "mis"})
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    items: list[ItemData]
+    bozo: str | None  # feedparser's bozo exception as a short message, or None
+
+
+def parse_feed(
+    body: bytes, *, feed_id: str, base_url: str | None, fetched_at: dt.datetime
+) -> ParsedFeed:
+    """bytes -> normalized items.
+
+    Raises `ParseError` when the bytes are not a feed at all (an HTML page, garbage: feedparser
+    finds no feed version and no entries). An empty channel is a valid, empty feed. A feed
+    feedparser could only read with its loose parser is still parsed; `bozo` says why.
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError("parse_feed takes the body as bytes")
+    if fetched_at.tzinfo is None:
+        raise ValueError("fetched_at must be an aware datetime")
+    headers: dict[str, str] = {}
+    if base_url and base_url.startswith(("http://", "https://")):
+        headers["content-location"] = base_url
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(bytes(body)),
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:  # feedparser's loose parser has crashed on odd input before
+        raise ParseError(f"feed could not be parsed: {type(exc).__name__}: {exc}") from exc
+    bozo_exc = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if not parsed.get("version") and not parsed.get("entries"):
+        why = f" ({_short(bozo_exc)})" if bozo_exc is not None else ""
+        raise ParseError(f"not a feed: no RSS/Atom/RDF root and no entries{why}")
+
+    feed = parsed.get("feed", {})
+    feed_language = _language(feed.get("language"))
+    base = _base(feed, base_url)
+    max_date = fetched_at.astimezone(UTC) + MAX_FUTURE
+    items = [
+        item
+        for entry in parsed.get("entries", [])
+        if (item := _item(entry, feed_id, base, feed_language, max_date)) is not None
+    ]
+    title = one_line(plain_to_text(str(feed.get("title") or "")), MAX_TITLE) or None
+    return ParsedFeed(title=title, items=_unique_guids(items), bozo=_short(bozo_exc))
+
+
+# --- one entry -----------------------------------------------------------------------------
+
+
+def _item(
+    entry: Mapping[str, Any],
+    feed_id: str,
+    base: str | None,
+    feed_language: str | None,
+    max_date: dt.datetime,
+) -> ItemData | None:
+    title = one_line(_text(entry.get("title_detail"), entry.get("title")), MAX_TITLE)
+    summary = _text(entry.get("summary_detail"), entry.get("summary"))
+    content = "\n".join(
+        dict.fromkeys(  # several <content> elements: each distinct text once
+            t for c in entry.get("content") or () if (t := _text(c, c.get("value")))
+        )
+    )
+    # Pages pasted into the feed (the seed article): keep the story, learn publisher and time.
+    story_c = strip_page_chrome(content, title)
+    story_s = strip_page_chrome(summary, title)
+    content, summary = story_c.text, story_s.text
+    if content and (content == summary or fold(content) == fold(summary)):
+        content = ""  # the same text given twice (description and content:encoded)
+    elif not summary and content:
+        summary, content = content, ""  # content only: it is the summary, as feedparser does
+
+    url = canonical_url(_link(entry), base)
+
+    source = (
+        _source(entry)
+        or _clean_short(entry.get("publisher"))
+        or story_c.publisher
+        or story_s.publisher
+    )
+    if source and title.endswith(f" - {source}"):  # Google News: "Headline - Publisher"
+        title = title[: -len(source) - 3].rstrip()
+
+    if not title:
+        lead = (summary or content).split("\n", 1)[0]
+        if len(lead) > DERIVED_TITLE_MAX:
+            lead = lead[:DERIVED_TITLE_MAX].rsplit(" ", 1)[0] + "…"
+        title = lead or (url or "")
+    if not title and not summary and not content:
+        return None  # nothing to match, show or identify: an empty <entry/>
+
+    published_at = (
+        _entry_date(entry, "published", max_date)
+        or _entry_date(entry, "updated", max_date)
+        or _entry_date(entry, "created", max_date)
+        or _valid(story_c.dateline, max_date)
+        or _valid(story_s.dateline, max_date)
+    )
+    guid = _guid(entry, url, title, published_at)
+
+    language = _language(_entry_language(entry)) or feed_language
+    return ItemData(
+        feed_id=feed_id,
+        guid=guid,
+        url=url,
+        title=title,
+        summary=summary[:MAX_TEXT],
+        content=content[:MAX_TEXT],
+        author=_author(entry),
+        categories=_categories(entry.get("tags")),
+        source=source,
+        language=language,
+        published_at=published_at,
+        content_hash=content_hash(title, summary, content),
+    )
+
+
+def content_hash(title: str, summary: str, content: str) -> str:
+    """sha256 hex of the item's text, whitespace-collapsed and casefolded: equal for the same
+    story in another feed or another markup, different when the words change."""
+    text = " ".join(f"{title}\n{summary}\n{content}".split()).casefold()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _text(detail: Mapping[str, Any] | None, value: object) -> str:
+    """One text construct as plain text, by the type feedparser found for it."""
+    if isinstance(detail, Mapping):
+        value = detail.get("value", value)
+        kind = str(detail.get("type") or "text/html").lower()
+    else:
+        kind = "text/html"
+    if not value or not isinstance(value, str):
+        return ""
+    if kind in _HTML_TYPES:
+        return html_to_text(value)
+    return plain_to_text(value)
+
+
+def _link(entry: Mapping[str, Any]) -> str | None:
+    # FeedBurner rewrites links through its own redirector and keeps the real one here.
+    orig = entry.get("feedburner_origlink")
+    if orig:
+        return str(orig)
+    link = entry.get("link")
+    if link:
+        return str(link)
+    for candidate in entry.get("links") or ():
+        if candidate.get("href") and candidate.get("rel", "alternate") == "alternate":
+            return str(candidate["href"])
+    if entry.get("guidislink") and entry.get("id"):
+        return str(entry["id"])
+    return None
+
+
+def _base(feed: Mapping[str, Any], base_url: str | None) -> str | None:
+    """Base for links feedparser left relative: the feed URL, else the site link."""
+    if base_url and base_url.startswith(("http://", "https://")):
+        return base_url
+    site = feed.get("link")
+    if isinstance(site, str) and site.startswith(("http://", "https://")):
+        return site
+    return None
+
+
+def _source(entry: Mapping[str, Any]) -> str | None:
+    """The original publisher the feed names: RSS `<source>` (Google News), Atom `<source>`."""
+    src = entry.get("source")
+    if isinstance(src, Mapping):
+        return _clean_short(src.get("title"))
+    return None
+
+
+def _clean_short(value: object) -> str | None:
+    if not value or not isinstance(value, str):
+        return None
+    return one_line(plain_to_text(value), MAX_SHORT) or None
+
+
+def _author(entry: Mapping[str, Any]) -> str | None:
+    author = _clean_short(entry.get("author"))
+    if author:
+        return author
+    detail = entry.get("author_detail")
+    if isinstance(detail, Mapping):
+        return _clean_short(detail.get("name")) or _clean_short(detail.get("email"))
+    return None
+
+
+def _categories(tags: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for tag in tags or ():
+        name = _clean_short(tag.get("term") or tag.get("label"))
+        if name and name.casefold() not in {n.casefold() for n in names}:
+            names[name] = None
+        if len(names) >= MAX_CATEGORIES:
+            break
+    return tuple(names)
+
+
+def _entry_language(entry: Mapping[str, Any]) -> str | None:
+    for key in ("title_detail", "summary_detail"):
+        detail = entry.get(key)
+        if isinstance(detail, Mapping) and detail.get("language"):
+            return str(detail["language"])
+    return None
+
+
+def _language(tag: object) -> str | None:
+    """Primary language subtag, lower case: 'en-US' -> 'en'; 'mul'/'und' -> None."""
+    if not tag or not isinstance(tag, str):
+        return None
+    primary = tag.strip().replace("_", "-").split("-", 1)[0].lower()
+    if not primary.isascii() or not primary.isalpha() or not 2 <= len(primary) <= 3:
+        return None
+    return None if primary in _NO_LANGUAGE else primary
+
+
+# --- dates ---------------------------------------------------------------------------------
+
+
+def _entry_date(entry: Mapping[str, Any], key: str, max_date: dt.datetime) -> dt.datetime | None:
+    struct = entry.get(f"{key}_parsed")
+    if isinstance(struct, time.struct_time):
+        try:
+            when = dt.datetime.fromtimestamp(calendar.timegm(struct), UTC)
+        except (OverflowError, OSError, ValueError):
+            when = None
+        if (valid := _valid(when, max_date)) is not None:
+            return valid
+    raw = entry.get(key)
+    if isinstance(raw, str):
+        return _valid(parse_loose_date(raw), max_date)
+    return None
+
+
+def _valid(when: dt.datetime | None, max_date: dt.datetime) -> dt.datetime | None:
+    if when is None or not MIN_DATE <= when <= max_date:
+        return None
+    return when.replace(microsecond=0)
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def _guid(entry: Mapping[str, Any], url: str | None, title: str, when: dt.datetime | None) -> str:
+    raw = entry.get("id")
+    guid = " ".join(raw.split()) if isinstance(raw, str) else ""
+    if guid and len(guid) <= 1_000:
+        return guid
+    if guid:  # absurdly long ids are hashed, so that they fit the column and the index
+        return "sha256:" + _sha(guid)
+    if url:
+        return url
+    return "sha256:" + _sha(title, when.isoformat() if when else "")
+
+
+def _unique_guids(items: list[ItemData]) -> list[ItemData]:
+    """Tell apart entries that share a guid (see the module docstring)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.guid] = counts.get(item.guid, 0) + 1
+    if all(n == 1 for n in counts.values()):
+        return items
+    seen: set[str] = set()
+    unique: list[ItemData] = []
+    for item in items:
+        guid = item.guid
+        if counts[guid] > 1:
+            guid = f"{guid}#{_sha(item.url or '', item.title)[:12]}"
+        if guid in seen:
+            continue  # the very same entry listed twice
+        seen.add(guid)
+        unique.append(item if guid == item.guid else replace(item, guid=guid))
+    return unique
+
+
+def _short(exc: object) -> str | None:
+    if exc is None:
+        return None
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
