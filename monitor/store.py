@@ -252,8 +252,8 @@ def _insert_ignore(session: Session, table: type, conflict: list[str], **values:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
+    return session.execute(stmt.returning(sa.literal(1))).first() is not None
 
 
 def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
