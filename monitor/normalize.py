@@ -295,6 +295,8 @@ _BLOCK_SELECTOR = ",".join(
         "ul",
     )
 )
+_BREAK = "\ue000"  # a private-use character marks the line breaks of block elements
+_ANY_SPACE = re.compile(r"\s+")
 _HSPACE = re.compile(r"[^\S\n]+")  # any whitespace but a newline (NBSP, tabs, \r, ...)
 _NEWLINES = re.compile(r" ?\n[ \n]*")
 # Invisible characters with no meaning in plain text (ZWJ/ZWNJ are kept: scripts need them),
@@ -314,7 +316,9 @@ def tidy(text: str) -> str:
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment or page: entities decoded, one line per block element.
 
-    Text without `<` or `&` takes a fast path (whitespace only). Script, style and form
+    Newlines in the HTML source are spaces, as in a browser (`<pre>` included, a known
+    simplification). Text without `<` takes a fast path: no markup, so its newlines are the only
+    structure there is and they are kept as line breaks. Script, style and form
     elements are dropped with their text. The input is cut at `MAX_HTML` characters before
     parsing and the output at `MAX_TEXT`.
     """
@@ -326,14 +330,18 @@ def html_to_text(html: str) -> str:
         if "&" in html:
             html = htmllib.unescape(html)
         return tidy(html)[:MAX_TEXT]
+    if _BREAK in html:
+        html = html.replace(_BREAK, "")
     tree = LexborHTMLParser(html)
     for node in tree.css(_DROP_SELECTOR):
         node.decompose()
     for node in tree.css(_BLOCK_SELECTOR):
-        node.insert_before("\n")
-        node.insert_after("\n")
+        node.insert_before(_BREAK)
+        node.insert_after(_BREAK)
     root = tree.body
     text = root.text(deep=True, separator="", strip=False) if root is not None else ""
+    # In HTML a newline in the source is a space; only the elements above break lines.
+    text = _ANY_SPACE.sub(" ", text).replace(_BREAK, "\n")
     return tidy(text)[:MAX_TEXT]
 
 
@@ -433,6 +441,7 @@ TZ_ABBREVIATIONS: dict[str, int] = {
 }
 _TZINFOS = {name: dateutil_tz.tzoffset(name, off) for name, off in TZ_ABBREVIATIONS.items()}
 
+_DEFAULT = dt.datetime(2000, 1, 1)
 _EPOCH = re.compile(r"\d{9,13}(\.\d+)?")
 _LEADING_WEEKDAY = re.compile(r"^\s*[^\W\d]{2,12}\.?,\s*")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -448,7 +457,8 @@ def _dateutil(text: str) -> dt.datetime | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _to_utc(dateparser.parse(text, tzinfos=_TZINFOS))
+            # default: a fixed date, so that a missing field never comes from today
+            return _to_utc(dateparser.parse(text, default=_DEFAULT, tzinfos=_TZINFOS))
     except (ValueError, OverflowError, TypeError, dateparser.ParserError):
         return None
 
@@ -472,9 +482,10 @@ def parse_loose_date(raw: str | None) -> dt.datetime | None:
     def english_month(m: re.Match[str]) -> str:
         word = m.group(0)
         key = fold(word)
-        for n in (5, 4, 3):
-            if key[:n] in FOREIGN_MONTHS and (len(key) <= 5 or n >= 4 or key[:3] == key):
-                return FOREIGN_MONTHS[key[:n]]
+        if len(key) <= 10:  # month names; not some longer word that starts like one
+            for n in (5, 4, 3):
+                if key[:n] in FOREIGN_MONTHS:
+                    return FOREIGN_MONTHS[key[:n]]
         return word
 
     text = _WORD.sub(english_month, text)
@@ -498,6 +509,8 @@ _DATE_WORDS = frozenset(
     )
     + [k.lower() for k in TZ_ABBREVIATIONS]
 )
+_HAS_MONTH = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b\.?", re.I)
+_NUMERIC_DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}|\b\d{1,2}[/.]\d{1,2}[/.]\d{4}\b")
 _DATELINE_PREFIX = re.compile(
     r"^\s*(last\s+)?(updated|published|posted|modified)(\s+on|\s+at)?\s*:?\s*", re.I
 )
@@ -511,8 +524,10 @@ def parse_dateline(line: str) -> dt.datetime | None:
     if not line or len(line) > 64 or not re.search(r"\b(19|20)\d\d\b", line):
         return None
     words = [w.lower() for w in _WORD.findall(line)]
-    if not words or any(w not in _DATE_WORDS for w in words):
+    if any(w not in _DATE_WORDS for w in words):
         return None
+    if not (_HAS_MONTH.search(line) or _NUMERIC_DATE.search(line)):
+        return None  # a bare year or time is not a date
     return _dateutil(_DATELINE_PREFIX.sub("", line))
 
 

@@ -8,8 +8,11 @@ feedparser is always given the bytes wrapped in `io.BytesIO`: given a `str` it w
 as a file name or a URL and open it. It runs with `sanitize_html=False` and
 `resolve_relative_uris=False`: both rewrite every HTML fragment through feedparser's
 pure-Python SGML parser (a third of its time) and we keep no HTML, only text, which is escaped
-wherever it is rendered. Link elements and `xml:base` are still resolved by feedparser; the feed
-URL, when given, is passed as the Content-Location base for relative links.
+wherever it is rendered. feedparser still resolves links against `xml:base`. Links left relative
+are resolved here against the feed URL (else the channel's site link). The feed URL is not given
+to feedparser as its Content-Location: feedparser would then also rewrite relative Atom ids
+("tag/123" -> "https://host/tag/123"), and an item's identity must not change when the feed's
+URL does.
 
 Identity (`guid`, unique per feed):
 
@@ -42,6 +45,7 @@ import calendar
 import datetime as dt
 import hashlib
 import io
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -72,6 +76,7 @@ MIN_DATE = dt.datetime(1990, 1, 1, tzinfo=UTC)
 MAX_FUTURE = dt.timedelta(days=2)
 DERIVED_TITLE_MAX = 120  # an entry without a title is named after the start of its text
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+_EPOCH = re.compile(r"\d{9,13}(\.\d+)?")
 _NO_LANGUAGE = frozenset({"mul", "und", "zxx", "mis"})
 
 
@@ -95,13 +100,9 @@ def parse_feed(
         raise TypeError("parse_feed takes the body as bytes")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be an aware datetime")
-    headers: dict[str, str] = {}
-    if base_url and base_url.startswith(("http://", "https://")):
-        headers["content-location"] = base_url
     try:
         parsed = feedparser.parse(
             io.BytesIO(bytes(body)),
-            response_headers=headers,
             sanitize_html=False,
             resolve_relative_uris=False,
         )
@@ -129,12 +130,15 @@ def parse_feed(
 
 
 def _item(
-    entry: Mapping[str, Any],
+    fp_entry: Mapping[str, Any],
     feed_id: str,
     base: str | None,
     feed_language: str | None,
     max_date: dt.datetime,
 ) -> ItemData | None:
+    # A plain dict: FeedParserDict maps missing keys to others ("updated" -> "published"),
+    # which would hide which dates the entry really has.
+    entry = dict(fp_entry)
     title = one_line(_text(entry.get("title_detail"), entry.get("title")), MAX_TITLE)
     summary = _text(entry.get("summary_detail"), entry.get("summary"))
     content = "\n".join(
@@ -300,6 +304,10 @@ def _language(tag: object) -> str | None:
 
 
 def _entry_date(entry: Mapping[str, Any], key: str, max_date: dt.datetime) -> dt.datetime | None:
+    raw = entry.get(key)
+    if isinstance(raw, str) and _EPOCH.fullmatch(raw.strip()):
+        # feedparser reads "1518478934" as an ISO 8601 ordinal date (2015-07-03)
+        return _valid(parse_loose_date(raw), max_date)
     struct = entry.get(f"{key}_parsed")
     if isinstance(struct, time.struct_time):
         try:
@@ -308,7 +316,6 @@ def _entry_date(entry: Mapping[str, Any], key: str, max_date: dt.datetime) -> dt
             when = None
         if (valid := _valid(when, max_date)) is not None:
             return valid
-    raw = entry.get(key)
     if isinstance(raw, str):
         return _valid(parse_loose_date(raw), max_date)
     return None
