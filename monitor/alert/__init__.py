@@ -1,0 +1,41 @@
+"""The alert stage: one module per channel behind one Notifier protocol; rendering apart.
+
+    render.py    AlertMessage -> webhook JSON, email subject/text/HTML (pure)
+    signing.py   Standard Webhooks v1 signature (HMAC-SHA256), by hand
+    webhook.py   WebhookNotifier: signed POST, status -> DeliveryError mapping
+    email.py     EmailNotifier: multipart email over SMTP (STARTTLS or implicit TLS)
+    log.py       LogNotifier: one structlog event per alert
+
+A notifier knows nothing of the database or of retries: it makes one attempt and either
+returns (delivered) or raises DeliveryError, with `.permanent` (do not retry) and
+`.retry_after` (seconds the peer asked for). The scheduler owns backoff and bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from monitor.models import AlertMessage
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One configured alert channel."""
+
+    name: str
+    """The channel name from monitor.yaml."""
+
+    async def send(self, msg: AlertMessage) -> None:
+        """Deliver one alert, one attempt. Raises DeliveryError on failure; nothing else."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the notifier is not used afterwards."""
+        ...
+
+
+from monitor.alert.email import EmailNotifier  # noqa: E402
+from monitor.alert.log import LogNotifier  # noqa: E402
+from monitor.alert.webhook import WebhookNotifier  # noqa: E402
+
+__all__ = ["EmailNotifier", "LogNotifier", "Notifier", "WebhookNotifier"]

@@ -1,0 +1,231 @@
+"""The email channel: one multipart/alternative message (text and HTML) per alert, via SMTP.
+
+Transport security, decided before a byte of the message or the login leaves:
+
+    tls=True                 implicit TLS from the first byte (port 465); `starttls` is ignored
+    starttls=True (default)  STARTTLS is required: a server that does not offer it gets
+                             neither AUTH nor the message (retryable error, see below)
+    neither                  cleartext, for a local relay; a `username` is then refused
+                             (permanent error): a login is never sent without TLS
+
+Outcome of one attempt:
+
+    message accepted                  delivered (recipients refused among several: logged)
+    SMTP 5xx (greeting, AUTH, MAIL,   permanent
+      RCPT, DATA; 530, 535, 550, 554)
+    SMTP 4xx                          retryable
+    connection refused/reset, timeout retryable
+    TLS handshake or certificate      retryable (an expired certificate is usually renewed)
+    STARTTLS not offered              retryable: the offer can come back (a relay restarted
+                                      without its key drops STARTTLS; so does a middlebox
+                                      that strips it); we never downgrade, and the error
+                                      says why, so the operator sees it in `monitor alerts`
+
+The whole attempt has one deadline, `timeout`. QUIT after an accepted message is best-effort:
+once the server said 250 to DATA the alert is delivered, whatever happens to the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import email.policy
+import email.utils
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import aiosmtplib
+import structlog
+
+from monitor.alert import render
+from monitor.errors import ConfigError, DeliveryError
+from monitor.models import AlertMessage
+
+log = structlog.get_logger("monitor.alert")
+
+# The only header fields we write. The serialized message is checked against this list
+# before it is sent, whatever the email package did with the feed-provided subject.
+_HEADERS = (
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+)
+
+
+class EmailNotifier:
+    """Sends each alert as one email to `to` through the SMTP server `host:port`.
+
+    `tls_context` (optional) replaces the default certificate checks, e.g. to trust a private
+    CA; `validate_certs=False` accepts any certificate (a test server, never production).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        to: Sequence[str],
+        sender: str,
+        host: str,
+        port: int = 587,
+        starttls: bool = True,
+        tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        validate_certs: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.name = name
+        self._to = [str(a) for a in to]
+        self._sender = sender
+        self._env_from = email.utils.parseaddr(sender)[1]
+        self._env_to = [email.utils.parseaddr(a)[1] for a in self._to]
+        if not self._env_from or not self._env_to or not all(self._env_to):
+            raise ConfigError(f"channel {name}: email needs a sender and recipient addresses")
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._starttls = starttls and not tls
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._validate_certs = validate_certs
+        self._tls_context = tls_context
+        self._where = f"email {name} (smtp {host}:{port})"
+
+    # --- the message ----------------------------------------------------------------------
+
+    def message(self, msg: AlertMessage) -> EmailMessage:
+        """The email for one alert (not yet sent)."""
+        m = EmailMessage(policy=email.policy.SMTP)
+        m["Subject"] = render.email_subject(msg)
+        m["From"] = self._sender
+        m["To"] = ", ".join(self._to)
+        created = msg.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=dt.UTC)
+        m["Date"] = email.utils.format_datetime(created.astimezone(dt.UTC))
+        m["Message-ID"] = render.email_message_id(msg)
+        # RFC 3834: keeps vacation responders and the like from answering alerts.
+        m["Auto-Submitted"] = "auto-generated"
+        m.set_content(render.email_text(msg), subtype="plain", cte="quoted-printable")
+        m.add_alternative(render.email_html(msg), subtype="html", cte="quoted-printable")
+        return m
+
+    def message_bytes(self, msg: AlertMessage) -> bytes:
+        """The exact bytes sent (CRLF line ends), checked to carry our header fields only."""
+        raw = self.message(msg).as_bytes()
+        head = BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+        names = sorted(k.lower() for k in head)
+        if names != sorted(_HEADERS):
+            raise ValueError(f"refusing to send: unexpected header fields {names}")
+        return raw
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def send(self, msg: AlertMessage) -> None:
+        if self._username is not None and not (self._tls or self._starttls):
+            raise DeliveryError(
+                f"{self._where}: a login is never sent without TLS; set starttls or tls",
+                permanent=True,
+            )
+        try:
+            raw = self.message_bytes(msg)
+        except (ValueError, TypeError) as exc:
+            raise DeliveryError(
+                f"{self._where}: cannot build the message: {self._scrub(str(exc))}",
+                permanent=True,
+            ) from None
+        try:
+            await self._deliver(raw)
+        except DeliveryError:
+            raise
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            raise DeliveryError(
+                f"{self._where}: every recipient refused: "
+                + "; ".join(f"{r.code} {self._scrub(r.message)}" for r in exc.recipients),
+                permanent=all(500 <= c < 600 for c in codes),
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"{self._where}: {exc.code} {self._scrub(exc.message)}",
+                permanent=500 <= exc.code < 600,
+            ) from None
+        except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+            raise DeliveryError(f"{self._where}: no answer within {self._timeout:g}s") from None
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"{self._where}: TLS failed: {self._scrub(str(exc))}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"{self._where}: {type(exc).__name__}: {self._scrub(str(exc))}"
+            ) from None
+        except Exception as exc:  # nothing but DeliveryError may escape a Notifier
+            raise DeliveryError(
+                f"{self._where}: unexpected {type(exc).__name__}: {self._scrub(str(exc))}"
+            ) from exc
+
+    async def _deliver(self, raw: bytes) -> None:
+        smtp = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            use_tls=self._tls,
+            start_tls=False,  # decided below, explicitly: never "if offered"
+            validate_certs=self._validate_certs,
+            tls_context=self._tls_context,
+            timeout=self._timeout,
+        )
+        try:
+            async with asyncio.timeout(self._timeout):
+                await smtp.connect()
+                if self._starttls:
+                    await smtp.ehlo()
+                    if not smtp.supports_extension("starttls"):
+                        raise DeliveryError(
+                            f"{self._where}: the server does not offer STARTTLS, which this "
+                            "channel requires; nothing was sent (no login, no message)"
+                        )
+                    await smtp.starttls()
+                    await smtp.ehlo()  # RFC 3207: forget what was said before TLS
+                if self._username is not None:
+                    if smtp.is_ehlo_or_helo_needed:  # implicit TLS: nothing said yet
+                        await smtp.ehlo()
+                    if smtp.get_transport_info("sslcontext") is None:  # belt and braces
+                        raise DeliveryError(
+                            f"{self._where}: refusing to log in without TLS", permanent=True
+                        )
+                    if not smtp.supports_extension("auth"):
+                        raise DeliveryError(
+                            f"{self._where}: a username is configured but the server offers "
+                            "no AUTH",
+                            permanent=True,
+                        )
+                    await smtp.login(self._username, self._password or "")
+                refused, _ = await smtp.sendmail(self._env_from, self._env_to, raw)
+            if refused:
+                log.warning(
+                    "email_recipients_refused",
+                    channel=self.name,
+                    refused={a: f"{r.code} {self._scrub(r.message)}" for a, r in refused.items()},
+                )
+            # Delivered. QUIT is politeness: its failure must not turn into a resend.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(smtp.quit(), timeout=min(self._timeout, 5.0))
+        finally:
+            smtp.close()
+
+    def _scrub(self, text: str) -> str:
+        if self._password and len(self._password) > 1:
+            text = text.replace(self._password, "***")
+        return render.one_line(text, 300)
+
+    async def aclose(self) -> None:
+        """Nothing held between sends: one SMTP session per alert."""

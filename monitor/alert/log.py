@@ -1,0 +1,40 @@
+"""The log channel: each alert as one structlog event `alert` on the `monitor.alert` logger.
+
+The default channel when none is configured, and what `make run` shows for the seed demo, so
+the line carries the rule and the title. Feed text is put on one line (no forged log lines).
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from monitor.alert import render
+from monitor.models import AlertMessage
+
+
+class LogNotifier:
+    """Writes alerts to the log; cannot fail, so never raises DeliveryError."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._log = structlog.get_logger("monitor.alert")
+
+    async def send(self, msg: AlertMessage) -> None:
+        self._log.info(
+            "alert",
+            channel=self.name,
+            alert_id=msg.id,
+            rule=msg.rule_id,
+            rule_name=render.one_line(msg.rule_name),
+            severity=msg.severity,
+            title=render.one_line(msg.title, 300),
+            url=render.one_line(msg.url) or None,
+            source=render.one_line(msg.source) or None,
+            feed=msg.feed,
+            terms=[render.one_line(t) for t in msg.terms],
+            snippet=render.one_line(msg.snippet, 300),
+            also_reported_by=[render.one_line(s) for s in msg.also_reported_by],
+        )
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,252 @@
+"""Rendering one AlertMessage for each channel: pure functions, no I/O.
+
+Everything that comes from a feed (title, url, source, summary, snippet, also_reported_by) is
+untrusted. The rules here:
+
+- webhook JSON: the values as they are (JSON escaping is enough), summary bounded;
+- email subject: one line, no control characters, bounded, and no `=?` (an RFC 2047
+  encoded-word in a feed title could otherwise be decoded by the email package into a line
+  break and a forged header: see `email_subject`);
+- email HTML: every feed string through `html.escape`; a link only for http/https URLs;
+- plain text and log lines: control characters removed (terminal escapes, forged log lines).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.models import AlertMessage
+
+SUBJECT_MAX = 200
+"""Characters in an email subject; longer titles end with an ellipsis."""
+
+SUMMARY_MAX = 2000
+"""Characters of the item summary sent in a webhook or an email; the story is at the url."""
+
+_ONE_LINE_SPACE = re.compile(r"\s+")
+_MARK = re.compile(r"«([^«»]*)»")
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """`2019-06-18T16:01:00Z`: UTC, whole seconds, Z. A naive value is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _valid_unicode(text: str) -> str:
+    # Lone surrogates (from broken feeds) cannot be encoded as UTF-8 and would make the
+    # whole delivery fail; they become U+FFFD.
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(text) else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _is_control(ch: str) -> bool:
+    # Cc: C0/C1 controls (CR, LF, ESC, NEL...); Zl/Zp: U+2028/U+2029 line and paragraph
+    # separators, which some readers treat as line breaks. Cf (format characters: joiners,
+    # bidi marks) is kept: Arabic and Persian titles need them.
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def one_line(text: str | None, limit: int | None = None) -> str:
+    """Text on a single line: every control character and run of whitespace becomes one
+    space; bounded to `limit` characters (the last one an ellipsis)."""
+    if not text:
+        return ""
+    text = "".join(" " if _is_control(ch) else ch for ch in _valid_unicode(text))
+    text = _ONE_LINE_SPACE.sub(" ", text).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def multi_line(text: str | None, limit: int | None = None) -> str:
+    """Text whose line breaks are kept (\\n only); other control characters removed."""
+    if not text:
+        return ""
+    text = _valid_unicode(text).replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or not _is_control(ch))
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def safe_link(url: str | None) -> str | None:
+    """The url if it may be shown as a link (absolute http/https, one line), else None."""
+    if not url:
+        return None
+    if any(_is_control(ch) or ch.isspace() for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+# --- webhook -----------------------------------------------------------------------------
+
+
+def webhook_payload(msg: AlertMessage) -> dict[str, Any]:
+    """The webhook JSON body, exactly the shape in SPEC.md and docs/webhook-payload.schema.json."""
+    return {
+        "type": "alert",
+        "id": msg.id,
+        "created_at": iso_utc(msg.created_at),
+        "rule": {"id": msg.rule_id, "name": msg.rule_name, "severity": msg.severity},
+        "item": {
+            "title": _valid_unicode(msg.title),
+            "url": _valid_unicode(msg.url) if msg.url else None,
+            "source": _valid_unicode(msg.source) if msg.source else None,
+            "feed": msg.feed,
+            "published_at": iso_utc(msg.published_at),
+            "summary": multi_line(msg.summary, SUMMARY_MAX),
+        },
+        "match": {
+            "terms": [_valid_unicode(t) for t in msg.terms],
+            "snippet": _valid_unicode(msg.snippet),
+        },
+        "also_reported_by": [_valid_unicode(s) for s in msg.also_reported_by],
+    }
+
+
+# --- email -------------------------------------------------------------------------------
+
+
+def email_subject(msg: AlertMessage) -> str:
+    """`[HIGH] North Korea missile activity: <title>`, one line, at most SUBJECT_MAX characters.
+
+    `=?` is written `= ?`: on the Pythons we run on (3.11.7 here), the email package decodes
+    RFC 2047 encoded-words found in a header value it is given, so a title such as
+    `=?UTF-8?Q?=0A?=Reply-To: x@y` would become a line break and a second header on the
+    wire. With the `=?` broken, no encoded-word can ever start inside our text.
+    """
+    severity = one_line(msg.severity, 20).upper() or "ALERT"
+    rule = one_line(msg.rule_name or msg.rule_id, 80)
+    title = one_line(msg.title) or "(no title)"
+    subject = one_line(f"[{severity}] {rule}: {title}", SUBJECT_MAX)
+    while "=?" in subject:
+        subject = subject.replace("=?", "= ?")
+    return subject
+
+
+_ID_ATOM = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
+def email_message_id(msg: AlertMessage) -> str:
+    """`<{alert id}@monitor>`: the same on every resend, so mail clients and archives can
+    drop duplicates. An id that is not a plain dot-atom is replaced by its SHA-256."""
+    left = msg.id if len(msg.id) <= 128 and _ID_ATOM.fullmatch(msg.id) else ""
+    if not left:
+        left = hashlib.sha256(msg.id.encode("utf-8", "replace")).hexdigest()[:40]
+    return f"<{left}@monitor>"
+
+
+def _when(value: dt.datetime | None) -> str:
+    iso = iso_utc(value)
+    return iso.replace("T", " ").replace("Z", " UTC") if iso else "unknown"
+
+
+def _facts(msg: AlertMessage) -> list[tuple[str, str]]:
+    """The labelled lines both email bodies show, as plain text (escaped later for HTML)."""
+    facts = [
+        ("Rule", f"{one_line(msg.rule_name)} ({one_line(msg.rule_id)})"),
+        ("Severity", one_line(msg.severity)),
+        ("Source", one_line(msg.source) or "unknown"),
+        ("Feed", one_line(msg.feed)),
+        ("Published", _when(msg.published_at)),
+        ("Matched", ", ".join(one_line(t) for t in msg.terms)),
+    ]
+    if msg.also_reported_by:
+        facts.append(("Also reported by", ", ".join(one_line(s) for s in msg.also_reported_by)))
+    return facts
+
+
+def email_text(msg: AlertMessage) -> str:
+    """The text/plain part."""
+    link = safe_link(msg.url)
+    lines = [one_line(msg.title) or "(no title)"]
+    if link:
+        lines.append(link)
+    elif msg.url:
+        lines.append("(link omitted: not an http/https URL)")
+    lines.append("")
+    width = max(len(label) for label, _ in _facts(msg))
+    lines += [f"{label + ':':<{width + 1}} {value}" for label, value in _facts(msg)]
+    snippet = multi_line(msg.snippet)
+    if snippet:
+        lines += ["", snippet]
+    summary = multi_line(msg.summary, SUMMARY_MAX)
+    if summary:
+        lines += ["", summary]
+    lines += ["", "-- ", f"monitor alert {one_line(msg.id)}, created {_when(msg.created_at)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _html_text(text: str) -> str:
+    """Escaped text with line breaks kept as <br>."""
+    return "<br>\n".join(html.escape(line, quote=True) for line in text.split("\n"))
+
+
+def _html_snippet(snippet: str) -> str:
+    """The snippet escaped, with the matcher's «marks» shown as <mark>."""
+    out: list[str] = []
+    pos = 0
+    for m in _MARK.finditer(snippet):
+        out.append(_html_text(snippet[pos : m.start()]))
+        out.append(f"<mark>{_html_text(m.group(1))}</mark>")
+        pos = m.end()
+    out.append(_html_text(snippet[pos:]))
+    return "".join(out)
+
+
+def email_html(msg: AlertMessage) -> str:
+    """The text/html part. Every feed-provided string is escaped; only http/https links."""
+    esc = html.escape
+    title = esc(one_line(msg.title) or "(no title)", quote=True)
+    link = safe_link(msg.url)
+    heading = f'<a href="{esc(link, quote=True)}">{title}</a>' if link else title
+    rows = "\n".join(
+        f'<tr><th align="left" valign="top">{esc(label)}</th><td>{esc(value)}</td></tr>'
+        for label, value in _facts(msg)
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{esc(email_subject(msg), quote=True)}</title></head>",
+        "<body>",
+        f"<h2>{heading}</h2>",
+    ]
+    if msg.url and not link:
+        parts.append("<p><em>(link omitted: not an http/https URL)</em></p>")
+    parts.append(f"<table>\n{rows}\n</table>")
+    snippet = multi_line(msg.snippet)
+    if snippet:
+        parts.append(f"<blockquote>{_html_snippet(snippet)}</blockquote>")
+    summary = multi_line(msg.summary, SUMMARY_MAX)
+    if summary:
+        parts.append(f"<p>{_html_text(summary)}</p>")
+    parts.append(
+        f"<p><small>monitor alert {esc(one_line(msg.id))}, "
+        f"created {esc(_when(msg.created_at))}</small></p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
