@@ -20,8 +20,8 @@ from monitor.models import Alert, Delivery, Feed, Item, utcnow
 from monitor.rules import Watchlist
 from monitor.settings import DEFAULT_CONFIG, Settings, load_settings
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Env:
@@ -180,7 +180,8 @@ def alerts(ctx: click.Context, limit: int) -> None:
     for d in deliveries:
         by_alert.setdefault(d.alert_id, []).append(d)
     table = Table()
-    for column in ("alert", "created", "rule", "severity", "title", "deliveries"):
+    table.add_column("alert", no_wrap=True)
+    for column in ("created", "rule", "severity", "title", "deliveries"):
         table.add_column(column)
     for a, item in recent:
         table.add_row(

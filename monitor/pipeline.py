@@ -315,6 +315,7 @@ def _claim_deliveries(ctx: Context, now: dt.datetime, limit: int) -> list[_Claim
     out = []
     with db.session(ctx.engine) as s:
         for d in store.due_deliveries(s, now, limit):
+            attempt = d.attempts + 1  # read before the claim's UPDATE refreshes the object
             if not store.claim_delivery(s, d, now, ctx.retry.lease):
                 continue
             s.commit()
@@ -323,7 +324,7 @@ def _claim_deliveries(ctx: Context, now: dt.datetime, limit: int) -> list[_Claim
             if alert is None or item is None:
                 continue
             assert d.id is not None
-            out.append(_Claimed(d.id, d.channel, d.attempt + 1, alert_message(alert, item)))
+            out.append(_Claimed(d.id, d.channel, attempt, alert_message(alert, item)))
     return out
 
 
