@@ -327,9 +327,7 @@ def html_to_text(html: str) -> str:
     if len(html) > MAX_HTML:
         html = html[:MAX_HTML]
     if "<" not in html:
-        if "&" in html:
-            html = htmllib.unescape(html)
-        return tidy(html)[:MAX_TEXT]
+        return tidy(_unescape_leftovers(htmllib.unescape(html)))[:MAX_TEXT]
     if _BREAK in html:
         html = html.replace(_BREAK, "")
     tree = LexborHTMLParser(html)
@@ -342,7 +340,16 @@ def html_to_text(html: str) -> str:
     text = root.text(deep=True, separator="", strip=False) if root is not None else ""
     # In HTML a newline in the source is a space; only the elements above break lines.
     text = _ANY_SPACE.sub(" ", text).replace(_BREAK, "\n")
-    return tidy(text)[:MAX_TEXT]
+    return tidy(_unescape_leftovers(text))[:MAX_TEXT]
+
+
+def _unescape_leftovers(text: str) -> str:
+    """Entities still there after decoding were escaped twice by the publisher
+    ("Filip&amp;#233;ndula" in a CDATA section): decode them once more. Literal entity text
+    in a news story is far rarer than this bug."""
+    if "&" in text and _ENTITY_LIKE.search(text):
+        return htmllib.unescape(text)
+    return text
 
 
 def plain_to_text(text: str) -> str:
@@ -357,7 +364,7 @@ def plain_to_text(text: str) -> str:
     if _TAG_LIKE.search(text):
         return html_to_text(text)
     if "&" in text and _ENTITY_LIKE.search(text):
-        text = htmllib.unescape(text)
+        text = _unescape_leftovers(htmllib.unescape(text))
     return tidy(text[:MAX_HTML])[:MAX_TEXT]
 
 
