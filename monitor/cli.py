@@ -20,25 +20,32 @@ from monitor.models import Alert, Delivery, Feed, Item, utcnow
 from monitor.rules import Watchlist
 from monitor.settings import DEFAULT_CONFIG, Settings, load_settings
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (grep, a file, a test) gets wide tables rather than 80 columns of wrapping.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Env:
-    """What every command gets: the config path, and the settings and rules loaded on demand."""
+    """What every command gets. Every command validates both files first (exit 2 on any
+    problem), so a broken edit is noticed whichever command runs next."""
 
     def __init__(self, config: str) -> None:
         self.config = config
-        self._settings: Settings | None = None
+        self._loaded: tuple[Settings, Watchlist] | None = None
+
+    def load(self) -> tuple[Settings, Watchlist]:
+        if self._loaded is None:
+            settings = load_settings(self.config)
+            self._loaded = (settings, scheduler.load_rules(settings))
+        return self._loaded
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-        return self._settings
+        return self.load()[0]
 
     def rules(self) -> Watchlist:
-        return scheduler.load_rules(self.settings)
+        return self.load()[1]
 
     def engine(self) -> sa.Engine:
         engine = db.make_engine(self.settings.database)
