@@ -1,0 +1,391 @@
+"""config/watchlist.yaml: the models, the loader, and the loaded Watchlist.
+
+Loading reports every problem of every file at once, each as `FILE:LINE:COL: message`:
+YAML syntax and missing ${VAR}s (yamlconf), unknown keys and bad values (pydantic, through
+yamlconf), then what only we can check: duplicate rule or group ids, queries that do not parse
+(the column is the query's column in the file plus the offset within the query, when the value
+is on one line without escapes), unknown groups, empty and exclude-only queries, unsafe regexes.
+
+A Watchlist is immutable and compiled once: the hot reload builds a new one and swaps it in
+only if loading succeeded, so an edit with a mistake never stops monitoring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from monitor import yamlconf
+from monitor.errors import ConfigError, QueryError
+from monitor.models import Hit, ItemData
+from monitor.rules import query as q
+from monitor.rules.compiler import (
+    ALL_NEGATIVE,
+    DEFAULT_FIELDS,
+    SCOPES,
+    And,
+    BrokenGroup,
+    Node,
+    Not,
+    Or,
+    compile_part,
+    field_mask,
+    finish,
+    parse_member,
+)
+from monitor.rules.matcher import CompiledQuery, Entry, Matcher
+from monitor.units import Duration
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+FieldName = Literal[
+    "title", "summary", "content", "text", "source", "author", "category", "url", "feed"
+]
+assert set(FieldName.__args__) == set(SCOPES)  # type: ignore[attr-defined]
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+_GROUP_PATTERN = r"^[^\s()\"“”|+@/:]+$"
+
+
+def _scalar_to_str(value: Any) -> Any:
+    # `- 2024` or `- 9M729`-like entries: YAML may hand us an int or float; a term is text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Term = Annotated[str, BeforeValidator(_scalar_to_str)]
+
+
+class RuleModel(BaseModel):
+    """One entry of `rules:`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID_PATTERN, description="Unique id, used in alerts and the CLI")
+    name: str | None = Field(None, description="Shown in alerts; default: the id")
+    query: Term | None = Field(None, description="The query (see the language table)")
+    all: list[Term] | None = Field(None, description="Structured form: every query must match")
+    any: list[Term] | None = Field(None, description="Structured form: at least one must match")
+    none: list[Term] | None = Field(None, description="Structured form: none may match")
+    severity: Severity = Field("medium", description="info | low | medium | high | critical")
+    notify: list[str] | None = Field(None, description="Channel names; default: every channel")
+    feeds: list[str] | None = Field(None, description="Only items from these feed ids or tags")
+    fields: list[FieldName] = Field(
+        list(DEFAULT_FIELDS), min_length=1, description="Where bare terms are looked for"
+    )
+    cooldown: Duration | None = Field(None, description="At most one alert per rule per window")
+    backfill: Duration | None = Field(
+        None, description="When the rule is new, also match items stored up to this long ago"
+    )
+
+
+class WatchlistModel(BaseModel):
+    """A watchlist file: `groups:` and `rules:`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: dict[str, list[Term]] = Field(
+        default_factory=dict, description="Named alias sets, used in queries as @name"
+    )
+    rules: list[RuleModel] = Field(default_factory=list, description="The watchlist rules")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    name: str
+    severity: str
+    notify: tuple[str, ...] | None
+    feeds: tuple[str, ...] | None
+    fields: tuple[str, ...]
+    cooldown: dt.timedelta | None
+    backfill: dt.timedelta | None
+    query_text: str
+    compiled: CompiledQuery = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    version: str
+    rules: tuple[Rule, ...]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    paths: tuple[Path, ...] = ()
+    _matcher: Matcher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        entries = [
+            Entry(r.id, r.compiled, frozenset(r.feeds) if r.feeds is not None else None)
+            for r in self.rules
+        ]
+        object.__setattr__(self, "_matcher", Matcher(entries))
+
+    def match(self, item: ItemData, feed_tags: Collection[str] = ()) -> list[Hit]:
+        """Every rule that matches `item`, in watchlist order, each with terms and snippet."""
+        return self._matcher.match(item, feed_tags)
+
+    def get(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: Path
+    data: Any
+    located: yamlconf.Located
+    lines: list[str]
+    model: WatchlistModel | None
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.groups: dict[str, list[q.SNode] | str] = {}
+        self.group_texts: dict[str, tuple[str, ...]] = {}
+        self.rule_ids: dict[str, str] = {}
+
+    def problem(self, f: _File, loc: tuple[int | str, ...], msg: str, key: bool = False) -> None:
+        self.problems.append(f.located.problem(loc, msg, key=key))
+
+    def query_problem(
+        self, f: _File, loc: tuple[int | str, ...], text: str, column: int, msg: str
+    ) -> None:
+        line, col = f.located.where(loc)
+        src = f.lines[line - 1] if 0 < line <= len(f.lines) else ""
+        start = col - 1
+        if src[start : start + 1] in ("'", '"') and src[start + 1 : start + 1 + len(text)] == text:
+            col += 1 + column - 1
+        elif src[start : start + len(text)] == text:
+            col += column - 1
+        self.problems.append(f"{f.path}:{line}:{col}: {msg}")
+
+    # groups ----------------------------------------------------------------------------
+
+    def load_groups(self, f: _File) -> None:
+        groups = f.data.get("groups") if isinstance(f.data, dict) else None
+        if not isinstance(groups, dict):
+            return
+        for name, members in groups.items():
+            gname = str(name)
+            if gname in self.groups:
+                self.problem(f, ("groups", name), f"duplicate group {gname}", key=True)
+                continue
+            if not _matches(_GROUP_PATTERN, gname):
+                self.problem(f, ("groups", name), f"bad group name {gname!r}", key=True)
+                continue
+            if not isinstance(members, list):
+                continue  # pydantic reports it
+            parsed: list[q.SNode] | str = []
+            for j, m in enumerate(members):
+                text = str(_scalar_to_str(m))
+                try:
+                    node = parse_member(gname, text)
+                except q.QuerySyntaxError as exc:
+                    self.query_problem(
+                        f, ("groups", name, j), text, exc.column, f"group {gname}: {exc.reason}"
+                    )
+                    parsed = "reported"
+                    continue
+                if not isinstance(parsed, str):
+                    parsed.append(node)
+            if parsed == []:
+                self.problem(f, ("groups", name), f"group {gname} is empty")
+                parsed = "reported"
+            self.groups[gname] = parsed
+            self.group_texts[gname] = tuple(str(m) for m in members)
+
+    # rules -----------------------------------------------------------------------------
+
+    def load_rules(self, f: _File) -> list[tuple[Node, tuple[Any, ...], str] | None]:
+        rules = f.data.get("rules") if isinstance(f.data, dict) else None
+        if not isinstance(rules, list):
+            return []
+        return [self.load_rule(f, i, r) for i, r in enumerate(rules)]
+
+    def load_rule(self, f: _File, i: int, raw: Any) -> tuple[Node, tuple[Any, ...], str] | None:
+        if not isinstance(raw, dict):
+            return None
+        rid = str(raw.get("id", f"#{i + 1}"))
+        if "id" in raw:
+            where = f"{f.path}:{f.located.where(('rules', i, 'id'))[0]}"
+            if rid in self.rule_ids:
+                self.problem(
+                    f, ("rules", i, "id"),
+                    f"duplicate rule id {rid} (first defined at {self.rule_ids[rid]})",
+                )  # fmt: skip
+            else:
+                self.rule_ids[rid] = where
+        fields = raw.get("fields", list(DEFAULT_FIELDS))
+        if not (isinstance(fields, list) and fields and all(x in SCOPES for x in fields)):
+            fields = list(DEFAULT_FIELDS)  # pydantic reports it
+        mask = field_mask(fields)
+
+        ok = True
+        parts: dict[str, list[tuple[Node, str]]] = {}
+        for kind in ("query", "all", "any", "none"):
+            value = raw.get(kind)
+            if value is None:
+                continue
+            items: list[tuple[tuple[int | str, ...], Any]]
+            if kind == "query":
+                items = [(("rules", i, kind), value)]
+            elif isinstance(value, list):
+                if not value:
+                    self.problem(f, ("rules", i, kind), f"rule {rid}: {kind}: is an empty list")
+                    ok = False
+                items = [(("rules", i, kind, j), v) for j, v in enumerate(value)]
+            else:
+                continue  # pydantic reports it
+            for loc, v in items:
+                if isinstance(v, bool) or not isinstance(v, str | int | float):
+                    ok = False
+                    continue  # pydantic reports it
+                text = str(v)
+                try:
+                    node = compile_part(text, q.parse(text), self.groups, mask)
+                except BrokenGroup:
+                    ok = False  # reported where the group is defined
+                    continue
+                except q.QuerySyntaxError as exc:
+                    self.query_problem(f, loc, text, exc.column, f"rule {rid}: {exc.reason}")
+                    ok = False
+                    continue
+                parts.setdefault(kind, []).append((node, text))
+        if not ok:
+            return None
+        if not any(k in parts for k in ("query", "all", "any")):
+            if "none" in parts:
+                self.problem(f, ("rules", i, "none"), f"rule {rid}: {ALL_NEGATIVE}")
+            else:
+                self.problem(
+                    f, ("rules", i),
+                    f"rule {rid}: no query: give `query:`, or `all:` / `any:` (and `none:`)",
+                )  # fmt: skip
+            return None
+        node, text = _combine(parts)
+        try:
+            clauses = finish(node)
+        except ValueError:
+            where_loc: tuple[int | str, ...] = (
+                ("rules", i, "query") if "query" in raw else ("rules", i)
+            )
+            self.problem(f, where_loc, f"rule {rid}: {ALL_NEGATIVE}")
+            return None
+        return node, clauses, text
+
+
+def _matches(pattern: str, text: str) -> bool:
+    import re
+
+    return re.match(pattern, text) is not None
+
+
+def _combine(parts: dict[str, list[tuple[Node, str]]]) -> tuple[Node, str]:
+    """query / all / any / none -> one node, and an equivalent query text for display."""
+    if list(parts) == ["query"]:
+        return parts["query"][0]
+    kids: list[Node] = []
+    texts: list[str] = []
+    for node, text in parts.get("query", []) + parts.get("all", []):
+        kids.append(node)
+        texts.append(f"({text})")
+    if "any" in parts:
+        anys = parts["any"]
+        kids.append(anys[0][0] if len(anys) == 1 else Or([n for n, _ in anys]))
+        texts.append("(" + " OR ".join(f"({t})" for _, t in anys) + ")" if len(anys) > 1
+                     else f"({anys[0][1]})")  # fmt: skip
+    if "none" in parts:
+        nones = parts["none"]
+        kids.append(Not(nones[0][0] if len(nones) == 1 else Or([n for n, _ in nones])))
+        texts.append("-(" + " OR ".join(f"({t})" for _, t in nones) + ")" if len(nones) > 1
+                     else f"-({nones[0][1]})")  # fmt: skip
+    node = kids[0] if len(kids) == 1 else And(kids)
+    return node, " + ".join(t for t in texts if not t.startswith("-")) + "".join(
+        " " + t for t in texts if t.startswith("-")
+    )
+
+
+def load_watchlist(
+    paths: Sequence[Path | str] | Path | str, env: Mapping[str, str] | None = None
+) -> Watchlist:
+    """Load, validate and compile one or more watchlist files (groups and rules are merged).
+
+    Raises ConfigError whose `.problems` lists every problem as `FILE:LINE:COL: message`.
+    """
+    path_list = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    loader = _Loader()
+    digest = hashlib.sha256()
+    files: list[_File] = []
+    for path in path_list:
+        try:
+            data, located = yamlconf.load(path, env)
+        except ConfigError as exc:
+            loader.problems.extend(exc.problems)
+            continue
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:  # pragma: no cover - yamlconf just read it
+            loader.problems.append(f"{path}:1:1: cannot read: {exc}")
+            continue
+        digest.update(hashlib.sha256(raw).digest())
+        digest.update(json.dumps(data, sort_keys=True, default=str).encode())
+        if data is not None and not isinstance(data, dict):
+            loader.problems.append(
+                located.problem((), "a watchlist is a mapping with groups: and rules:")
+            )
+            continue
+        data = data or {}
+        try:
+            model: WatchlistModel | None = yamlconf.validate(WatchlistModel, data, located)
+        except ConfigError as exc:
+            loader.problems.extend(exc.problems)
+            model = None
+        lines = raw.decode("utf-8", errors="replace").splitlines()
+        files.append(_File(path, data, located, lines, model))
+
+    for f in files:
+        loader.load_groups(f)
+    compiled: list[list[tuple[Node, tuple[Any, ...], str] | None]] = [
+        loader.load_rules(f) for f in files
+    ]
+    if loader.problems:
+        raise ConfigError(loader.problems[0], problems=loader.problems)
+
+    rules: list[Rule] = []
+    for f, results in zip(files, compiled, strict=True):
+        assert f.model is not None
+        for m, result in zip(f.model.rules, results, strict=True):
+            assert result is not None
+            node, clauses, text = result
+            rules.append(
+                Rule(
+                    id=m.id,
+                    name=m.name or m.id,
+                    severity=m.severity,
+                    notify=tuple(m.notify) if m.notify is not None else None,
+                    feeds=tuple(m.feeds) if m.feeds is not None else None,
+                    fields=tuple(m.fields),
+                    cooldown=m.cooldown,
+                    backfill=m.backfill,
+                    query_text=text,
+                    compiled=CompiledQuery(text, node, clauses),
+                )
+            )
+    return Watchlist(
+        version=digest.hexdigest()[:12],
+        rules=tuple(rules),
+        groups=dict(loader.group_texts),
+        paths=tuple(path_list),
+    )
+
+
+__all__ = ["QueryError", "Rule", "Watchlist", "load_watchlist"]
