@@ -178,8 +178,14 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
 
     common = dict(coalesce=True, max_instances=1, misfire_grace_time=None)
     now = dt.datetime.now(dt.UTC)
+
+    async def poll_then_wake_delivery() -> None:
+        report = await pipeline.poll(runtime.ctx)
+        if report.alerts:  # deliver new alerts now, not at the next tick
+            scheduler.modify_job("deliver", next_run_time=dt.datetime.now(dt.UTC))
+
     scheduler.add_job(
-        job(lambda: pipeline.poll(runtime.ctx), "poll"),
+        job(poll_then_wake_delivery, "poll"),
         "interval",
         seconds=TICK.total_seconds(),
         id="poll",

@@ -1,0 +1,162 @@
+"""The command line as a user meets it: the demo daemon and its signals, exit codes, and
+configuration errors that stop every command before anything is polled."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import run_cli
+from tests.conftest import ROOT
+from tests.feedserver import FeedServer, Route
+
+SEED_TITLE = "China president's North Korea visit to send strong message to US"
+
+
+def demo_dir(tmp_path: Path) -> Path:
+    """A copy of what `make run` uses (config/, seeds/), so relative paths resolve the same."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "seeds", tmp_path / "seeds")
+    return tmp_path
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_for_alert(lines: queue.Queue[str], deadline: float) -> dict[str, object]:
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        seen.append(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "alert":
+            return dict(event)
+    raise AssertionError("no alert line within the deadline; got:\n" + "".join(seen[-20:]))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_demo_daemon_alerts_on_the_seed_and_stops_cleanly(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    cwd = demo_dir(tmp_path)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "MONITOR_CONFIG": "config/monitor.yaml"},
+    )
+    try:
+        lines = _lines(proc)
+        alert = _wait_for_alert(lines, started + 30)
+        assert alert["rule"] == "dprk-missile" and alert["title"] == SEED_TITLE
+        assert alert["source"] == "Iran Press TV"
+        assert proc.poll() is None  # it keeps running after the alert
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert not any('"event": "alert"' in line for line in rest), "a second alert"
+    assert (cwd / "data" / "monitor.db").exists()
+
+
+BROKEN_CONFIG = "feeds:\n  - id: wire\n    url: {url}\n    intervall: 5m\n"
+BROKEN_RULES = "rules:\n  - id: bad\n    query: 'North Korea +'\n"
+
+
+@pytest.fixture
+def served(feed_server: FeedServer) -> FeedServer:
+    feed_server.routes["/wire.xml"] = Route(b"<rss version='2.0'><channel/></rss>")
+    return feed_server
+
+
+COMMANDS = [
+    ["run"],
+    ["once"],
+    ["once", "--all"],
+    ["check"],
+    ["feeds"],
+    ["alerts"],
+    ["db", "upgrade"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_invalid_monitor_yaml_stops_every_command(
+    tmp_path: Path, served: FeedServer, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(BROKEN_CONFIG.format(url=served.url("/wire.xml")))
+    assert run_cli(["--config", str(config), *command]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:4:5: unknown key feeds[0].intervall" in err
+    assert served.requests == []  # nothing was polled
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_an_invalid_watchlist_stops_every_command(
+    tmp_path: Path, served: FeedServer, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "watchlist.yaml"
+    rules.write_text(BROKEN_RULES)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {rules}\n"
+        f"poll: {{allow_private_networks: true}}\n"
+        f"feeds:\n  - {{id: wire, url: '{served.url('/wire.xml')}'}}\n"
+    )
+    assert run_cli(["--config", str(config), *command]) == 2
+    err = capsys.readouterr().err
+    assert f"{rules}:3:" in err and "bad" in err
+    assert served.requests == []
+
+
+def test_check_lists_the_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["--config", str(ROOT / "config/monitor.yaml"), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "dprk-missile" in out and "North Korea + missile" in out
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["once", "--no-such-flag"]) == 2
+    assert run_cli(["no-such-command"]) == 2
+
+
+def test_retry_of_an_unknown_alert_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {ROOT / 'config/watchlist.yaml'}\n"
+    )
+    assert run_cli(["--config", str(config), "alerts", "retry", "alrt_nope"]) == 2
