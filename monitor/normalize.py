@@ -374,8 +374,10 @@ def one_line(text: str, limit: int) -> str:
 
 def fold(text: str) -> str:
     """Comparison key: casefolded, accents and punctuation ignored, spaces collapsed."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
@@ -630,7 +632,8 @@ def strip_page_chrome(text: str, title: str) -> Story:
         for i, line in enumerate(lines[:HEAD_WINDOW]):
             if len(line) > HEADER_LINE_MAX:
                 break
-            if fold(line) == title_key:
+            # cheap length test first: fold() is the costly part of this function
+            if abs(len(line) - len(title)) <= len(title) // 4 + 4 and fold(line) == title_key:
                 at = i
                 break
     if at >= 0:

@@ -61,7 +61,6 @@ from monitor.normalize import (
     MAX_TEXT,
     MAX_TITLE,
     canonical_url,
-    fold,
     html_to_text,
     one_line,
     parse_loose_date,
@@ -150,7 +149,7 @@ def _item(
     story_c = strip_page_chrome(content, title)
     story_s = strip_page_chrome(summary, title)
     content, summary = story_c.text, story_s.text
-    if content and (content == summary or fold(content) == fold(summary)):
+    if content and (content == summary or _same_text(content, summary)):
         content = ""  # the same text given twice (description and content:encoded)
     elif not summary and content:
         summary, content = content, ""  # content only: it is the summary, as feedparser does
@@ -198,6 +197,13 @@ def _item(
         published_at=published_at,
         content_hash=content_hash(title, summary, content),
     )
+
+
+def _same_text(a: str, b: str) -> bool:
+    """Equal but for case and spacing (cheap: no accent folding on whole articles)."""
+    if abs(len(a) - len(b)) > max(len(a), len(b)) // 10 + 8:
+        return False
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def content_hash(title: str, summary: str, content: str) -> str:

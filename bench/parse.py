@@ -1,0 +1,77 @@
+"""Parse throughput: bare feedparser against our parse_feed, on the whole corpus.
+
+    .venv/bin/python bench/parse.py [N]      # N passes over the corpus (default 5)
+
+Prints entries/s for (a) feedparser.parse with its defaults, (b) feedparser.parse as we call
+it (sanitize_html=False, resolve_relative_uris=False), (c) monitor.parse.parse_feed, and the
+ratio ours/feedparser. Absolute numbers depend on the machine; on these shared machines only
+the ratio is worth comparing between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.errors import ParseError  # noqa: E402
+from monitor.parse import parse_feed  # noqa: E402
+
+CORPUS = ROOT / "tests" / "data" / "corpus"
+FETCHED_AT = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+BASE = "https://feeds.example.org/feed.xml"
+
+
+def feedparser_default(body: bytes) -> int:
+    return len(feedparser.parse(io.BytesIO(body)).entries)
+
+
+def feedparser_as_we_call_it(body: bytes) -> int:
+    parsed = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    return len(parsed.entries)
+
+
+def ours(body: bytes) -> int:
+    # Rates are computed over feedparser's entry count, so all three share one denominator.
+    with contextlib.suppress(ParseError):
+        return len(parse_feed(body, feed_id="b", base_url=BASE, fetched_at=FETCHED_AT).items)
+    return 0
+
+
+def run(fn: Callable[[bytes], int], bodies: list[bytes], passes: int, entries: int) -> float:
+    fn(bodies[0])  # warm-up (imports, regex compilation)
+    best = float("inf")
+    for _ in range(passes):
+        started = time.perf_counter()
+        for body in bodies:
+            fn(body)
+        best = min(best, time.perf_counter() - started)
+    return entries / best
+
+
+def main() -> None:
+    passes = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    bodies = [p.read_bytes() for p in sorted(CORPUS.glob("*.xml"))]
+    entries = sum(feedparser_default(b) for b in bodies)
+    print(f"{len(bodies)} feeds, {entries} entries, best of {passes} passes")
+    default = run(feedparser_default, bodies, passes, entries)
+    bare = run(feedparser_as_we_call_it, bodies, passes, entries)
+    mine = run(ours, bodies, passes, entries)
+    print(f"feedparser.parse (defaults):            {default:8.0f} entries/s")
+    print(f"feedparser.parse (no sanitize/resolve): {bare:8.0f} entries/s")
+    print(f"monitor.parse.parse_feed:               {mine:8.0f} entries/s")
+    print(f"ratio ours / feedparser defaults:       {mine / default:8.2f}")
+    print(f"ratio ours / feedparser as we call it:  {mine / bare:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
