@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,10 +163,13 @@ class _Loader:
         line, col = f.located.where(loc)
         src = f.lines[line - 1] if 0 < line <= len(f.lines) else ""
         start = col - 1
-        if src[start : start + 1] in ("'", '"') and src[start + 1 : start + 1 + len(text)] == text:
-            col += 1 + column - 1
+        if not text.strip():
+            pass  # an empty query: point at the value itself
+        elif src[start : start + 1] in "'\"" and src[start + 1 : start + 1 + len(text)] == text:
+            col += column  # skip the quote
         elif src[start : start + len(text)] == text:
             col += column - 1
+        # else: escapes, a block scalar or a ${VAR}: the value's own position is the best we have
         self.problems.append(f"{f.path}:{line}:{col}: {msg}")
 
     # groups ----------------------------------------------------------------------------
@@ -284,9 +288,19 @@ class _Loader:
 
 
 def _matches(pattern: str, text: str) -> bool:
-    import re
-
     return re.match(pattern, text) is not None
+
+
+def _position(problem: str, paths: list[Path]) -> tuple[int, int, int]:
+    """Sort key for `FILE:LINE:COL: message`: file order, then place in the file."""
+    for i, path in enumerate(paths):
+        prefix = f"{path}:"
+        if problem.startswith(prefix):
+            m = re.match(r"(\d+):(\d+):", problem[len(prefix) :])
+            if m:
+                return i, int(m.group(1)), int(m.group(2))
+            return i, 0, 0
+    return len(paths), 0, 0
 
 
 def _combine(parts: dict[str, list[tuple[Node, str]]]) -> tuple[Node, str]:
@@ -358,7 +372,8 @@ def load_watchlist(
         loader.load_rules(f) for f in files
     ]
     if loader.problems:
-        raise ConfigError(loader.problems[0], problems=loader.problems)
+        found = sorted(loader.problems, key=lambda p: _position(p, path_list))
+        raise ConfigError(found[0], problems=found)
 
     rules: list[Rule] = []
     for f, results in zip(files, compiled, strict=True):
