@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (a fresh SQLite file, a fresh PostgreSQL database), the feed server."""
+"""Shared fixtures: databases (a new SQLite file, a new PostgreSQL database), feed server."""
 
 from __future__ import annotations
 
