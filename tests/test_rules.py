@@ -77,7 +77,8 @@ def test_rule_case(case: dict[str, Any], scanner: str) -> None:
     "text",
     [
         "North Korea’s P'yŏngyang U.S.-led e.g. Zu\u0308rich Straße ﬁnance Æsop ＵＳ İstanbul",
-        "朝鲜发射弹道导弹 북한이 ミサイル ＡＢＣ \ue000 x\u0301",
+        "朝鲜发射弹道导弹 북한이 ミサイル ＡＢＣ \ue000 x\u0301 \u0301 𝐚𝐛 ʰ",
+        "U.S.-led talks, and 北京 U.S. Ａ.Ｂ.",
         "plain ascii, with 'quotes' and it's",
     ],
 )
@@ -87,9 +88,16 @@ def test_fold_keeps_length_and_spans_match_tokens(text: str) -> None:
     assert len(token_spans(folded)) == len(tokens(text))
 
 
-def test_private_use_input_cannot_forge_an_expansion() -> None:
+def test_input_cannot_forge_a_placeholder() -> None:
     tokens("Straße")  # registers a placeholder for ß
-    assert tokens("\ue000") == []
+    assert tokens("𝐚 ʰ") == ["a", "h"]  # what the placeholders look like, folded as themselves
+
+
+def test_cjk_and_plain_patterns_agree_without_cjk() -> None:
+    from monitor.rules import text as t
+
+    sample = fold("U.S.-led, e.g. Kim's P'yŏngyang ÆSOP rock'n'roll 10:30 a.b")
+    assert t._TOKEN_PLAIN.findall(sample) == t._TOKEN_CJK.findall(sample)
 
 
 # --- matcher behaviour ------------------------------------------------------------------------

@@ -15,8 +15,9 @@ table, keyed by the term's search key (see text.py for the joined form):
 query matches an item, at least one key of every clause occurs in that item. The matcher
 evaluates a rule only for items where all its clauses are satisfied, so the work per item
 follows the terms it contains, not the number of rules. A leaf gives {its key}; AND and NEAR
-give all their children's clauses; OR gives one clause, the union of one clause of each child
-(none if a child has none); NOT and regexes give none. The cheapest clauses are kept (a long
+give all their children's clauses; OR distributes over its children's clauses (a clause of
+each child, united: `(a AND b) OR c` gives {a, c} and {b, c}), none if a child has none; NOT
+and regexes give none. The cheapest clauses are kept (a long
 phrase before a rare word before a common or short word or a prefix).
 """
 
@@ -39,6 +40,7 @@ TEXT_FIELDS: Final = ("title", "summary", "content")
 DEFAULT_FIELDS: Final = TEXT_FIELDS
 SCOPES: Final = (*FIELDS, "text")
 MIN_PREFIX: Final = 3
+EXPLAIN_LIMIT: Final = 8  # occurrences per term kept as evidence (terms and snippet)
 
 
 def field_mask(fields: Sequence[str]) -> int:
@@ -73,38 +75,65 @@ class Node:
         return ()
 
 
+_KEY_IDS: dict[str, int] = {}
+
+
+def key_id(key: str) -> int:
+    """A small int per distinct search key, shared by every compiled query in the process
+    (so a leaf's id means the same to every matcher, and hit tables are keyed by ints)."""
+    kid = _KEY_IDS.get(key)
+    if kid is None:
+        kid = _KEY_IDS.setdefault(key, len(_KEY_IDS))
+    return kid
+
+
 class Leaf(Node):
     """A word, prefix or phrase, in the fields of `mask`."""
 
-    __slots__ = ("key", "mask", "n", "rest", "words")
+    __slots__ = ("key", "kid", "mask", "n", "rest", "words")
 
     def __init__(self, words: tuple[tuple[str, bool], ...], mask: int) -> None:
         self.words = words
         self.mask = mask
         self.n = len(words)
         self.key, self.rest = search_key(words)
+        self.kid = key_id(self.key)
 
     def positional(self) -> bool:
         return True
 
-    def occ(self, ctx: ItemContext) -> list[Occ]:
-        hits = ctx.hits.get(self.key)
-        if not hits:
-            return []
-        mask, n = self.mask, self.n
-        out = [(f, t, t + n) for f, t in hits if mask >> f & 1]
-        if self.rest and out:
-            out = [o for o in out if self._verify(ctx, o[0], o[1])]
-        return out
-
     def test(self, ctx: ItemContext) -> bool:
-        hits = ctx.hits.get(self.key)
-        if not hits:
+        # The hit table knows in which fields each key occurs: most leaves need nothing else.
+        found = ctx.kin.get(self.mask)
+        if found is None:
+            found = ctx.keys_in(self.mask)
+        if self.kid not in found:
             return False
-        mask = self.mask
-        if not self.rest:
-            return any(mask >> f & 1 for f, _ in hits)
-        return any(mask >> f & 1 and self._verify(ctx, f, t) for f, t in hits)
+        return not self.rest or bool(self.occ(ctx))
+
+    def occ(self, ctx: ItemContext) -> list[Occ]:
+        cache_key = (self.kid, self.mask)
+        cached = ctx.occ_cache.get(cache_key)  # many rules share a term: compute it once
+        if cached is None:
+            cached = ctx.occ_cache[cache_key] = self._occ(ctx)
+        return cached
+
+    def _occ(self, ctx: ItemContext) -> list[Occ]:
+        out: list[Occ] = []
+        key, kid, n = self.key, self.kid, self.n
+        for f, kids in ctx.kids.items():
+            if not (self.mask >> f & 1 and kid in kids):
+                continue
+            # The scanner said the key is in this field; str.find (in C) says where.
+            wrapped = ctx.wrapped[f]
+            pos = wrapped.find(key)
+            while pos >= 0:
+                t = ctx.token_at(f, pos)
+                if not self.rest or self._verify(ctx, f, t):
+                    out.append((f, t, t + n))
+                pos = wrapped.find(key, pos + 1)
+        out.sort()
+        return out
 
     def _verify(self, ctx: ItemContext, field: int, start: int) -> bool:
         toks = ctx.tokens(field)
@@ -118,7 +147,7 @@ class Leaf(Node):
         return True
 
     def explain(self, ctx: ItemContext, out: list[Evidence]) -> None:
-        for f, s, e in self.occ(ctx)[:20]:
+        for f, s, e in self.occ(ctx)[:EXPLAIN_LIMIT]:
             out.append((f, s, e, False, ""))
 
 
@@ -149,7 +178,7 @@ class Regex(Node):
         for f in ctx.present_fields:
             if self.mask >> f & 1:
                 raw = ctx.raw[f]
-                for s, e in self.term.finditer(raw):
+                for s, e in self.term.finditer(raw, EXPLAIN_LIMIT):
                     lab = " ".join(raw[s:e].casefold().split())
                     out.append((f, s, e, True, lab[:60]))
 
@@ -179,7 +208,10 @@ class And(Node):
         self.kids = tuple(sorted(kids, key=lambda k: isinstance(k, Not)))
 
     def test(self, ctx: ItemContext) -> bool:
-        return all(k.test(ctx) for k in self.kids)
+        for k in self.kids:
+            if not k.test(ctx):
+                return False
+        return True
 
     def explain(self, ctx: ItemContext, out: list[Evidence]) -> None:
         for k in self.kids:
@@ -190,13 +222,26 @@ class And(Node):
 
 
 class Or(Node):
-    __slots__ = ("kids",)
+    __slots__ = ("kids", "leaf_ids", "leaf_mask")
 
     def __init__(self, kids: Sequence[Node]) -> None:
         self.kids = tuple(kids)
+        # An OR of plain words and phrases in the same fields (a group, typically) is tested
+        # with one set operation on the hit table.
+        self.leaf_ids: frozenset[int] | None = None
+        self.leaf_mask = 0
+        masks = {k.mask for k in self.kids if isinstance(k, Leaf)}
+        if len(masks) == 1 and all(isinstance(k, Leaf) and not k.rest for k in self.kids):
+            self.leaf_ids = frozenset(k.kid for k in self.kids if isinstance(k, Leaf))
+            self.leaf_mask = masks.pop()
 
     def test(self, ctx: ItemContext) -> bool:
-        return any(k.test(ctx) for k in self.kids)
+        if self.leaf_ids is not None:
+            return not ctx.keys_in(self.leaf_mask).isdisjoint(self.leaf_ids)
+        for k in self.kids:
+            if k.test(ctx):
+                return True
+        return False
 
     def positional(self) -> bool:
         return all(k.positional() for k in self.kids)
@@ -260,7 +305,7 @@ class Near(Node):
 
     def explain(self, ctx: ItemContext, out: list[Evidence]) -> None:
         a, b = self._pairs(ctx, False)
-        for f, s, e in a[:20] + b[:20]:
+        for f, s, e in a[:EXPLAIN_LIMIT] + b[:EXPLAIN_LIMIT]:
             out.append((f, s, e, False, ""))
 
     def children(self) -> Sequence[Node]:
@@ -326,13 +371,18 @@ def anchors(node: Node) -> list[Clause]:
             out.extend(anchors(k))
         return out
     if isinstance(node, Or):
-        union: set[str] = set()
+        # (a AND b) OR (c AND d) = (a OR c)(a OR d)(b OR c)(b OR d): distribute, keeping the
+        # cheapest few combinations (any subset of the clauses is still implied).
+        combos: list[Clause] = [frozenset()]
         for k in node.kids:
             cs = anchors(k)
             if not cs:
                 return []
-            union |= min(cs, key=clause_cost)
-        return [frozenset(union)]
+            best = sorted(set(cs), key=clause_cost)[:3]
+            combos = [c | d for c in combos for d in best]
+            if len(combos) > 9:
+                combos = sorted(set(combos), key=clause_cost)[:9]
+        return combos
     return []  # Not, Regex
 
 

@@ -6,8 +6,8 @@ Per item (the hot path), in order:
    both in C) into its joined form; the fields are concatenated into one string.
 2. One Aho-Corasick pass (pyahocorasick, in C) over that string finds every occurrence of every
    search key of every rule at once: words, prefixes and whole phrases. Keys are shared between
-   rules, so 10,000 rules that mention "missile" add one key. Each occurrence becomes
-   (field, token index) in `ItemContext.hits`.
+   rules, so 10,000 rules that mention "missile" add one key. The occurrences stay a C-built
+   list per field plus the set of key ids found; positions are worked out only when needed.
 3. Candidate rules: every key found marks the anchor clauses it belongs to (compiler.py); a
    rule is evaluated only when all its clauses are marked (rules whose query has no anchor, i.e.
    only /regex/ terms, are always evaluated). Python work so far is proportional to the number
@@ -25,9 +25,12 @@ more slowly.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import accumulate, count
+from operator import add, itemgetter
 from typing import Any, Final
 
 from monitor.models import Hit, ItemData
@@ -43,10 +46,11 @@ from monitor.rules.compiler import (
     Regex,
     compile_tree,
     field_mask,
+    key_id,
     parse_groups,
     walk,
 )
-from monitor.rules.text import SEP, fold, joined_tokens, label, token_spans
+from monitor.rules.text import SEP, fold, joined_tokens, label, token_bounds
 
 try:
     import ahocorasick as _ahocorasick
@@ -54,7 +58,6 @@ except ImportError:  # pragma: no cover - the fallback is tested by forcing it
     _ahocorasick = None
 
 SNIPPET_WIDTH: Final = 200
-_FIELD_SEP: Final = "\x02"
 
 
 def _field_text(item: ItemData, index: int) -> str:
@@ -68,20 +71,47 @@ def _field_text(item: ItemData, index: int) -> str:
 
 
 class ItemContext:
-    """One item as the nodes see it: folded fields, the hit table, lazy tokens and spans."""
+    """One item as the nodes see it: folded fields, the hit table, lazy tokens and spans.
 
-    __slots__ = ("_spans", "_tokens", "big", "folded", "hits", "joined", "present_fields", "raw")
+    The scanner leaves, per field, `kids[f]`: the set of ids of the keys found in `wrapped[f]`
+    (built in C). Most questions ("does key k occur in the title or summary?") are set lookups
+    on those. Where a key occurs (for NEAR, phrases with a wildcard inside, explanations) is
+    found again with str.find in the fields the set names; token indexes, tokens and character
+    spans are computed on demand, for the items that need them.
+    """
+
+    __slots__ = (
+        "_bounds",
+        "_cum",
+        "_keys_in",
+        "_labels",
+        "_tokens",
+        "ascii",
+        "explained",
+        "folded",
+        "kids",
+        "kin",
+        "occ_cache",
+        "present_fields",
+        "raw",
+        "wrapped",
+    )
 
     def __init__(self, item: ItemData, fields: Sequence[int]) -> None:
         n = len(FIELDS)
         self.raw: list[str] = [""] * n
         self.folded: list[str] = [""] * n
-        self.joined: list[str] = [""] * n
+        self.wrapped: list[str] = [""] * n
+        self.ascii: list[bool] = [True] * n
         self.present_fields: list[int] = []
-        self.hits: dict[str, list[tuple[int, int]]] = {}
+        self.kids: dict[int, AbstractSet[int]] = {}
+        self.kin: dict[int, AbstractSet[int]] = {}  # field mask -> key ids found there
         self._tokens: dict[int, list[str]] = {}
-        self._spans: dict[int, list[tuple[int, int]]] = {}
-        parts: list[str] = []
+        self._bounds: dict[int, list[int]] = {}
+        self._cum: dict[int, list[int]] = {}
+        self._labels: dict[tuple[int, int, int], str] = {}
+        self.occ_cache: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+        self.explained: dict[tuple[Evidence, ...], tuple[tuple[str, ...], str]] = {}
         for f in fields:
             raw = _field_text(item, f)
             if not raw:
@@ -89,98 +119,115 @@ class ItemContext:
             self.raw[f] = raw
             folded = fold(raw)
             self.folded[f] = folded
-            self.joined[f] = joined_tokens(folded)
+            self.ascii[f] = folded.isascii()
+            # SEP tok SEP tok SEP: every token, first and last included, is between SEPs.
+            self.wrapped[f] = SEP + joined_tokens(folded) + SEP
             self.present_fields.append(f)
-            parts.append(self.joined[f])
-        self.big = ""
-        if parts:
-            # "\x02\x01tok\x01tok\x01" per field: a key never spans two fields.
-            self.big = _FIELD_SEP + SEP + (SEP + _FIELD_SEP + SEP).join(parts) + SEP
+
+    def keys_in(self, mask: int) -> AbstractSet[int]:
+        """Ids of the keys that occur in at least one of the fields of `mask`."""
+        found = self.kin.get(mask)
+        if found is None:
+            sets = [s for f, s in self.kids.items() if mask >> f & 1]
+            found = self.kin[mask] = (
+                sets[0] if len(sets) == 1 else set().union(*sets) if sets else frozenset()
+            )
+        return found
 
     def tokens(self, field: int) -> list[str]:
         toks = self._tokens.get(field)
         if toks is None:
-            j = self.joined[field]
-            toks = self._tokens[field] = j.split(SEP) if j else []
+            w = self.wrapped[field]
+            toks = self._tokens[field] = w[1:-1].split(SEP) if len(w) > 2 else []
         return toks
 
-    def spans(self, field: int) -> list[tuple[int, int]]:
-        sp = self._spans.get(field)
-        if sp is None:
-            sp = self._spans[field] = token_spans(self.folded[field])
-        return sp
+    def token_at(self, field: int, offset: int) -> int:
+        """Index of the token whose leading SEP is at `offset` in wrapped[field]."""
+        cum = self._cum.get(field)
+        if cum is None:
+            # offset of token i's SEP = sum of (len + 1) over the tokens before it
+            # (sum of the lengths before token i) + i, computed in C
+            lengths = accumulate(map(len, self.tokens(field)), initial=0)
+            cum = self._cum[field] = list(map(add, lengths, count()))
+        return bisect_left(cum, offset)
+
+    def span(self, field: int, start: int, end: int) -> tuple[int, int]:
+        """Character span of tokens [start, end) of a field."""
+        b = self._bounds.get(field)
+        if b is None:
+            b = self._bounds[field] = token_bounds(self.folded[field])
+        return b[2 * start + 1], b[2 * end]
+
+    def label(self, field: int, start: int, end: int) -> str:
+        key = (field, start, end)
+        lab = self._labels.get(key)
+        if lab is None:
+            words = self.tokens(field)[start:end]
+            lab = " ".join(words) if self.ascii[field] else label(words)
+            self._labels[key] = lab
+        return lab
 
 
 # --- scanning: item text -> hit table -------------------------------------------------------
 
 
 class _ACScanner:
-    """All keys in one Aho-Corasick automaton over the joined form."""
+    """All keys in one Aho-Corasick automaton, run over each field's wrapped form."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         assert _ahocorasick is not None
-        self.keys = list(keys)
         self.auto: Any = None
-        if self.keys:
-            auto = _ahocorasick.Automaton(_ahocorasick.STORE_INTS)
-            for i, k in enumerate(self.keys):
-                auto.add_word(k, i)
+        auto = _ahocorasick.Automaton(_ahocorasick.STORE_INTS)
+        for k in keys:
+            auto.add_word(k, key_id(k))
+        if len(auto):
             auto.make_automaton()
             self.auto = auto
 
     def scan(self, ctx: ItemContext) -> None:
-        big = ctx.big
-        if self.auto is None or not big:
+        if self.auto is None:
             return
-        hits = ctx.hits
-        keys = self.keys
-        starts: list[int] = []  # offset of each field's first SEP, in present_fields order
-        pos = big.find(_FIELD_SEP)
-        while pos >= 0:
-            starts.append(pos + 1)
-            pos = big.find(_FIELD_SEP, pos + 1)
-        fields = ctx.present_fields
-        for end, kid in self.auto.iter(big):
-            key = keys[kid]
-            start = end - len(key) + 1
-            fi = bisect_right(starts, start) - 1
-            tok = big.count(SEP, starts[fi], start)
-            lst = hits.get(key)
-            if lst is None:
-                hits[key] = [(fields[fi], tok)]
-            else:
-                lst.append((fields[fi], tok))
+        for f in ctx.present_fields:
+            kids = set(map(_second, self.auto.iter(ctx.wrapped[f])))  # all in C
+            if kids:
+                ctx.kids[f] = kids
+
+
+_second = itemgetter(1)
 
 
 class _DictScanner:
     """The same hit table by per-token dict lookups (no C extension needed)."""
 
     def __init__(self, keys: Iterable[str]) -> None:
-        # first word -> [(key, words, last word is a prefix)]
-        self.exact: dict[str, list[tuple[str, list[str], bool]]] = {}
-        self.prefix: dict[int, dict[str, list[tuple[str, list[str], bool]]]] = {}
+        # first word -> [(key id, words, last word is a prefix)]
+        Spec = tuple[int, list[str], bool]
+        self.exact: dict[str, list[Spec]] = {}
+        self.prefix: dict[int, dict[str, list[Spec]]] = {}
         for key in keys:
             is_prefix = not key.endswith(SEP)
             words = [w for w in key.split(SEP) if w]
-            spec = (key, words, is_prefix)
+            spec = (key_id(key), words, is_prefix)
             if is_prefix and len(words) == 1:
                 self.prefix.setdefault(len(words[0]), {}).setdefault(words[0], []).append(spec)
             else:
                 self.exact.setdefault(words[0], []).append(spec)
-        self.lengths = sorted(self.prefix)
+        self.prefix_lengths = sorted(self.prefix)
 
     def scan(self, ctx: ItemContext) -> None:
-        hits = ctx.hits
         for f in ctx.present_fields:
             toks = ctx.tokens(f)
+            kids: set[int] = set()
             for i, tok in enumerate(toks):
                 specs = list(self.exact.get(tok, ()))
-                for n in self.lengths:
+                for n in self.prefix_lengths:
                     if len(tok) >= n:
                         specs.extend(self.prefix[n].get(tok[:n], ()))
-                for key, words, is_prefix in specs:
+                for kid, words, is_prefix in specs:
                     if self._rest_ok(toks, i, words, is_prefix):
-                        hits.setdefault(key, []).append((f, i))
+                        kids.add(kid)
+            if kids:
+                ctx.kids[f] = kids
 
     @staticmethod
     def _rest_ok(toks: list[str], i: int, words: list[str], is_prefix: bool) -> bool:
@@ -207,15 +254,20 @@ class Entry:
 
 
 class Matcher:
-    """Many compiled queries, indexed by their anchors. `match` is the hot path."""
+    """Many compiled queries, indexed by their anchors. `match` is the hot path.
+
+    Each rule is posted under the keys of its first (cheapest) anchor clause only; when one of
+    those keys occurs, the rule's other clauses are checked with set operations before its
+    tree is evaluated.
+    """
 
     def __init__(self, entries: Sequence[Entry], *, scanner: str = "auto") -> None:
         self.entries = list(entries)
         keys: dict[str, None] = {}
         mask = 0
-        self.postings: dict[str, list[tuple[int, int]]] = {}
-        self.full: list[int] = []
-        self.always: list[int] = []
+        # post[j][key id] = rules whose j-th anchor clause contains that key
+        post: list[dict[int, list[int]]] = [{}, {}, {}]
+        by_count: list[set[int]] = [set(), set(), set(), set()]  # rules by number of clauses
         for r, e in enumerate(self.entries):
             for node in e.query.nodes:
                 if isinstance(node, Leaf):
@@ -223,13 +275,15 @@ class Matcher:
                     mask |= node.mask
                 elif isinstance(node, Regex):
                     mask |= node.mask
-            clauses = e.query.clauses
-            self.full.append((1 << len(clauses)) - 1)
-            if not clauses:
-                self.always.append(r)
-            for i, clause in enumerate(clauses):
-                for key in clause:
-                    self.postings.setdefault(key, []).append((r, 1 << i))
+            clauses = e.query.clauses[:3]
+            by_count[len(clauses)].add(r)
+            for j, clause in enumerate(clauses):
+                for k in clause:
+                    post[j].setdefault(key_id(k), []).append(r)
+        self.post = [{k: tuple(v) for k, v in p.items()} for p in post]
+        self.always = sorted(by_count[0])
+        self.one, self.two = frozenset(by_count[1]), frozenset(by_count[2])
+        self.mask = mask
         self.fields = [f for f in range(len(FIELDS)) if mask >> f & 1]
         use_ac = scanner == "ac" or (scanner == "auto" and _ahocorasick is not None)
         self.scanner: _ACScanner | _DictScanner = _ACScanner(keys) if use_ac else _DictScanner(keys)
@@ -239,17 +293,28 @@ class Matcher:
         self.scanner.scan(ctx)
         return ctx
 
+    def _satisfied(self, j: int, found: Iterable[int]) -> set[int]:
+        p = self.post[j]
+        lists = [p[k] for k in found if k in p]
+        return set().union(*lists) if lists else set()
+
     def candidates(self, ctx: ItemContext) -> list[int]:
-        marks: dict[int, int] = {}
-        postings = self.postings
-        for key in ctx.hits:
-            for r, bit in postings.get(key, ()):
-                marks[r] = marks.get(r, 0) | bit
-        full = self.full
-        cands = [r for r, m in marks.items() if m == full[r]]
-        cands.extend(self.always)
-        cands.sort()
-        return cands
+        """Rules whose every anchor clause has a key in the item, in watchlist order.
+
+        Set algebra, all in C: A_j = rules whose clause j is satisfied; a rule with c clauses
+        is a candidate when it is in A_0 .. A_(c-1).
+        """
+        found = ctx.keys_in(self.mask)
+        a0 = self._satisfied(0, found)
+        cands = a0 & self.one
+        if len(a0) > len(cands):
+            both = a0 & self._satisfied(1, found)
+            cands |= both & self.two
+            if both:
+                cands |= both & self._satisfied(2, found)
+        if self.always:
+            cands.update(self.always)
+        return sorted(cands)
 
     def match(self, item: ItemData, feed_tags: Collection[str] = ()) -> list[Hit]:
         ctx = self.context(item)
@@ -274,15 +339,20 @@ class Matcher:
 def explain(rule_id: str, root: Node, ctx: ItemContext) -> Hit:
     raw: list[Evidence] = []
     root.explain(ctx, raw)
-    evidence: list[tuple[int, int, int, str]] = []  # (field, char start, char end, label)
-    for f, s, e, is_char, lab in raw:
-        if not is_char:
-            spans = ctx.spans(f)
-            lab = label(ctx.tokens(f)[s:e])
-            s, e = spans[s][0], spans[e - 1][1]
-        evidence.append((f, s, e, lab))
-    terms = tuple(dict.fromkeys(lab for *_, lab in evidence if lab))
-    return Hit(rule_id=rule_id, terms=terms, snippet=snippet(ctx, evidence))
+    # Rules that match an item for the same reasons (same occurrences) share the work: with
+    # many rules about the same entities this is most hits.
+    key = tuple(raw)
+    done = ctx.explained.get(key)
+    if done is None:
+        evidence: list[tuple[int, int, int, str]] = []  # (field, char start, char end, label)
+        for f, s, e, is_char, lab in raw:
+            if not is_char:
+                lab = ctx.label(f, s, e)
+                s, e = ctx.span(f, s, e)
+            evidence.append((f, s, e, lab))
+        terms = tuple(dict.fromkeys(lab for *_, lab in evidence if lab))
+        done = ctx.explained[key] = (terms, snippet(ctx, evidence))
+    return Hit(rule_id=rule_id, terms=done[0], snippet=done[1])
 
 
 def snippet(ctx: ItemContext, evidence: list[tuple[int, int, int, str]]) -> str:
@@ -291,27 +361,40 @@ def snippet(ctx: ItemContext, evidence: list[tuple[int, int, int, str]]) -> str:
     by_field: dict[int, list[tuple[int, int, str]]] = {}
     for f, s, e, lab in evidence:
         by_field.setdefault(f, []).append((s, e, lab))
-    # The window: most distinct terms, then the earliest field and place ("the first hits").
-    best: tuple[int, int, int, int] | None = None  # (-terms, field, lo, hi)
+    # The window: most distinct terms within SNIPPET_WIDTH characters, then the earliest
+    # field and place ("the first hits"). A sliding window over the sorted evidence.
+    best: tuple[int, int, int, int] | None = None  # (-terms, field, i, j)
     for f, evs in by_field.items():
-        evs.sort()
-        labels = {x[2] for x in evs}
-        for i, (s, _, _) in enumerate(evs):
-            seen: set[str] = set()
-            hi = evs[i][1]
-            for x in evs[i:]:
-                if x[1] > s + SNIPPET_WIDTH:
-                    break
-                if x[2] not in seen:
-                    seen.add(x[2])
-                    hi = max(hi, x[1])
-                if seen == labels:
-                    break
-            cand = (-len(seen), f, s, hi)
+        evs = by_field[f] = sorted(set(evs))
+        n = len(evs)
+        counts: dict[str, int] = {}
+        j = 0
+        for i in range(n):
+            limit = evs[i][0] + SNIPPET_WIDTH
+            if j <= i:
+                counts[evs[i][2]] = counts.get(evs[i][2], 0) + 1
+                j = i + 1
+            while j < n and evs[j][1] <= limit:
+                counts[evs[j][2]] = counts.get(evs[j][2], 0) + 1
+                j += 1
+            cand = (-len(counts), f, i, j)
             if best is None or cand < best:
                 best = cand
+            lab = evs[i][2]
+            counts[lab] -= 1
+            if not counts[lab]:
+                del counts[lab]
     assert best is not None
-    _, f, lo, hi = best
+    _, f, i, j = best
+    window = by_field[f][i:j]
+    lo = window[0][0]
+    # end: the last first-occurrence of a label in the window (keep the window tight)
+    seen: set[str] = set()
+    hi = window[0][1]
+    for _, e, lab in window:
+        if lab not in seen:
+            seen.add(lab)
+            hi = max(hi, e)
     text = ctx.raw[f]
     pad = max(0, (SNIPPET_WIDTH - (hi - lo)) // 2)
     ws = max(0, lo - pad)

@@ -28,7 +28,7 @@ SPEC leaves open:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -205,8 +205,13 @@ class _ToSyntax(Transformer[Token, SNode]):
 _OPERATORS = {"OR", "PIPE", "AND", "PLUS", "NOT", "MINUS", "NEAR", "FIELD", "LPAR"}
 
 
+@lru_cache(maxsize=65536)
 def parse(text: str) -> SNode:
-    """Parse a query; raise QuerySyntaxError (a QueryError) with a 1-based column."""
+    """Parse a query; raise QuerySyntaxError (a QueryError) with a 1-based column.
+
+    Cached: syntax trees are immutable, and a watchlist reload re-reads mostly the same
+    queries.
+    """
     if not text.strip():
         raise QuerySyntaxError("empty query", query=text, column=1)
     try:

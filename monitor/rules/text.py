@@ -6,8 +6,8 @@ find always normalize alike:
 1. **fold**, one character to one character (so offsets in the folded text are offsets in the
    original, which is what snippets need): case folded, NFKC, accents removed (Zürich -> zurich,
    São -> sao, Łódź -> lodz), typographic apostrophes made ASCII. A character whose fold is
-   longer (ß -> ss, æ -> ae, ﬁ -> fi) becomes a private-use placeholder that step 2 expands;
-   a combining mark becomes \\x03, which step 2 deletes.
+   longer (ß -> ss, æ -> ae, ﬁ -> fi) becomes a placeholder letter that step 2 expands;
+   a combining mark becomes a placeholder letter that step 2 deletes.
 2. **tokenize**, one regular-expression pass (`findall`, in C) over the folded text, then a few
    whole-string replacements on the tokens joined with \\x01:
    - a word is letters and digits, with apostrophes inside it (P'yŏngyang, Korea's);
@@ -30,12 +30,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import accumulate
 from typing import Final
 
 SEP: Final = "\x01"
 """Separates tokens in the joined form."""
 
-_DROP: Final = "\x03"  # a combining mark in the text: kept for length, deleted from tokens
+# A combining mark in the text folds to this letter (kept for length, deleted from tokens).
+# U+02B0 is a letter, so it stays inside words, and its own fold is "h", so no input
+# character can fold to it.
+_DROP: Final = "\u02b0"
 
 # CJK scripts written without spaces (and Hangul, whose words carry particles): one token per
 # character. Ranges: kana, CJK extension A, unified ideographs, Hangul syllables, compatibility
@@ -45,20 +49,30 @@ _CJK: Final = (
     "\U00020000-\U0003134f"
 )
 _CJK_RE: Final = re.compile(f"[{_CJK}]")
-_PUA_FIRST: Final = 0xE000
-_PUA_LAST: Final = 0xE0FF
-_PUA_CLASS: Final = "\ue000-\ue0ff"
 
-_LETTER: Final = rf"[^\W\d_{_CJK}]"
-_W0: Final = rf"(?:[^\W_{_CJK}]|[{_PUA_CLASS}])"
-_W: Final = rf"(?:[^\W_{_CJK}]|[{_DROP}{_PUA_CLASS}])"
-TOKEN_RE: Final = re.compile(
-    rf"[{_CJK}]"  # one CJK character
-    rf"|(?:{_LETTER}\.)+{_LETTER}(?!{_W})\.?"  # U.S. / U.S / e.g.
-    rf"|{_W0}{_W}*(?:'{_W}+)*"  # a word, apostrophes inside allowed
-)
+
+def _token_re(no: str) -> re.Pattern[str]:
+    """The token pattern; `no` lists characters that are never part of a word (CJK)."""
+    letter = rf"[^\W\d_{no}]"
+    word = rf"[^\W_{no}]"
+    return re.compile(
+        (rf"[{no}]|" if no else "")
+        # U.S. / U.S / e.g. (the lookahead keeps ordinary words off this slower branch)
+        + rf"(?={letter}\.{letter})(?:{letter}\.)+{letter}(?!{word})\.?"
+        + rf"|{word}+(?:'{word}+)*"  # a word, apostrophes inside allowed
+    )
+
+
+# Two patterns that agree on text without CJK; the first is faster. The "grouped" forms
+# capture the token, so that re.split returns gaps and tokens alternately.
+_TOKEN_PLAIN: Final = _token_re("")
+_TOKEN_CJK: Final = _token_re(_CJK)
+_GROUPED: Final = {
+    _TOKEN_PLAIN: re.compile(f"({_TOKEN_PLAIN.pattern})"),
+    _TOKEN_CJK: re.compile(f"({_TOKEN_CJK.pattern})"),
+}
 _POSSESSIVE: Final = re.compile(rf"'s(?={SEP}|$)")
-_PUA_RE: Final = re.compile(f"[{_PUA_CLASS}]")
+_NON_ASCII: Final = re.compile(r"[^\x00-\x7f]+")
 
 _APOSTROPHES: Final = "'\u2019\u2018\u02bc\u02bb\u02b9\u00b4\u2032\uff07"
 # Letters that carry no decomposition in Unicode but that a reader treats as accented.
@@ -67,6 +81,16 @@ _SPECIAL: Final = {
     "æ": "ae", "œ": "oe", "þ": "th", "ĸ": "k",
 }  # fmt: skip
 
+# Placeholders for characters whose fold is longer than one character (ß -> ss): lower-case
+# mathematical letters, which are word characters without case mappings and which no input
+# character folds to (their own fold is a plain letter).
+_PLACEHOLDERS: Final = [
+    c
+    for c in map(chr, range(0x1D400, 0x1D800))
+    if c.isalnum() and c.islower() and c.lower() == c and c.upper() == c
+]
+_PLACEHOLDER_RE: Final = re.compile("[\U0001d400-\U0001d7ff]")
+
 
 class _FoldTable(dict[int, str]):
     """str.translate table built lazily: every character maps to exactly one character."""
@@ -74,7 +98,7 @@ class _FoldTable(dict[int, str]):
     def __init__(self) -> None:
         super().__init__()
         self._expansions: dict[str, str] = {}
-        self._next = _PUA_FIRST
+        self._free = iter(_PLACEHOLDERS)
 
     def __missing__(self, code: int) -> str:
         out = self._fold_char(chr(code))
@@ -87,8 +111,6 @@ class _FoldTable(dict[int, str]):
     def _fold_char(self, c: str) -> str:
         if c in _APOSTROPHES:
             return "'"
-        if _PUA_FIRST <= ord(c) <= _PUA_LAST:
-            return " "  # our placeholders: never let the input forge one
         if unicodedata.combining(c):
             return _DROP
         if not c.isalnum():
@@ -103,22 +125,34 @@ class _FoldTable(dict[int, str]):
             return f
         if not f:
             return _DROP
-        if f.isalnum() and self._next <= _PUA_LAST:
-            ph = chr(self._next)
-            self._next += 1
-            self._expansions[ph] = f
-            return ph
+        if f.isalnum():
+            ph = next(self._free, None)
+            if ph is not None:
+                self._expansions[ph] = f
+                return ph
         return c.lower()[:1] or c
 
 
 _FOLD: Final = _FoldTable()
 
 
+def _fold_run(m: re.Match[str]) -> str:
+    return m.group().translate(_FOLD)
+
+
 def fold(text: str) -> str:
     """Case-, accent- and width-fold `text` character by character (same length)."""
-    if text.isascii():
-        return text.lower()
-    return text.translate(_FOLD)
+    if not text.isascii():
+        # Only the non-ASCII runs go through the (slower) per-character table; the folded
+        # characters are lower case already, so lower() below leaves them alone.
+        text = _NON_ASCII.sub(_fold_run, text)
+    return text.lower()
+
+
+def _pattern(folded: str) -> re.Pattern[str]:
+    if folded.isascii() or not _CJK_RE.search(folded):
+        return _TOKEN_PLAIN
+    return _TOKEN_CJK
 
 
 def _cleanup(joined: str) -> str:
@@ -126,16 +160,17 @@ def _cleanup(joined: str) -> str:
         joined = _POSSESSIVE.sub("", joined).replace("'", "")
     if "." in joined:
         joined = joined.replace(".", "")
-    if _DROP in joined:
-        joined = joined.replace(_DROP, "")
-    if not joined.isascii() and _PUA_RE.search(joined):
-        joined = _PUA_RE.sub(lambda m: _FOLD.expansion(m.group()), joined)
+    if not joined.isascii():
+        if _DROP in joined:
+            joined = joined.replace(_DROP, "")
+        if _PLACEHOLDER_RE.search(joined):
+            joined = _PLACEHOLDER_RE.sub(lambda m: _FOLD.expansion(m.group()), joined)
     return joined
 
 
 def joined_tokens(folded: str) -> str:
     """The tokens of already-folded text joined by SEP (no leading or trailing SEP)."""
-    return _cleanup(SEP.join(TOKEN_RE.findall(folded)))
+    return _cleanup(SEP.join(_pattern(folded).findall(folded)))
 
 
 def tokens(text: str) -> list[str]:
@@ -144,9 +179,21 @@ def tokens(text: str) -> list[str]:
     return joined.split(SEP) if joined else []
 
 
+def token_bounds(folded: str) -> list[int]:
+    """Character offsets of token boundaries: token i spans [b[2i+1], b[2i+2]).
+
+    One re.split (gaps and tokens alternately) and a running sum, both in C: much cheaper
+    than a match object per token. The offsets hold in the original text too (fold keeps
+    lengths).
+    """
+    parts = _GROUPED[_pattern(folded)].split(folded)
+    return list(accumulate(map(len, parts), initial=0))
+
+
 def token_spans(folded: str) -> list[tuple[int, int]]:
     """(start, end) of each token in the folded text, which are offsets in the original too."""
-    return [m.span() for m in TOKEN_RE.finditer(folded)]
+    b = token_bounds(folded)
+    return list(zip(b[1::2], b[2::2], strict=False))
 
 
 def is_cjk(token: str) -> bool:
