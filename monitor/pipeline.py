@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -74,6 +75,9 @@ class Context:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     feed_lease: dt.timedelta = dt.timedelta(minutes=5)
     retention: dt.timedelta = dt.timedelta(days=180)
+    # Observers (metrics, tests): called with every feed outcome and delivery outcome.
+    on_feed: list[Callable[[FeedOutcome], None]] = field(default_factory=list)
+    on_delivery: list[Callable[[DeliveryOutcome], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +89,18 @@ class FeedOutcome:
     new: int = 0
     alerts: int = 0
     error: str | None = None
+    error_kind: str | None = None  # the FetchError/ParseError class name
+    elapsed: float = 0.0  # seconds spent fetching
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    channel: str
+    alert_id: str
+    rule_id: str
+    severity: str
+    result: str  # sent | retry | dead
+    attempt: int
 
 
 @dataclass
@@ -138,10 +154,19 @@ def _due(ctx: Context, ids: Sequence[str], now: dt.datetime) -> list[str]:
 
 async def poll_feed(ctx: Context, feed: FeedJob, *, force: bool = False) -> FeedOutcome | None:
     """Fetch, parse, store and match one feed. None when another process holds it."""
+    outcome = await _poll_feed(ctx, feed, force)
+    if outcome is not None:
+        for observe in ctx.on_feed:
+            observe(outcome)
+    return outcome
+
+
+async def _poll_feed(ctx: Context, feed: FeedJob, force: bool) -> FeedOutcome | None:
     now = utcnow()
     claimed, etag, last_modified = await asyncio.to_thread(_claim, ctx, feed, now, force)
     if not claimed:
         return None
+    started = time.monotonic()
     try:
         result = await ctx.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
         parsed = None
@@ -158,8 +183,16 @@ async def poll_feed(ctx: Context, feed: FeedJob, *, force: bool = False) -> Feed
         retry_after = getattr(exc, "retry_after", None)
         await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), retry_after)
         log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
-        return FeedOutcome(feed.id, ok=False, status=status, error=str(exc))
+        return FeedOutcome(
+            feed.id,
+            ok=False,
+            status=status,
+            error=str(exc),
+            error_kind=type(exc).__name__,
+            elapsed=time.monotonic() - started,
+        )
     outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
+    outcome.elapsed = result.elapsed
     if outcome.new or outcome.alerts:
         log.info(
             "feed_polled",
@@ -368,6 +401,7 @@ async def _deliver_one(ctx: Context, d: _Claimed, report: DeliveryReport) -> Non
         await asyncio.to_thread(_settle, ctx, d.id, None, None, now)
         report.sent += 1
         log.info("delivered", alert=msg.id, channel=d.channel, attempt=d.attempt)
+        _observe(ctx, d, "sent")
         return
     give_up = error.permanent or d.attempt >= ctx.retry.max_attempts
     nxt = (
@@ -376,6 +410,7 @@ async def _deliver_one(ctx: Context, d: _Claimed, report: DeliveryReport) -> Non
         else now + dt.timedelta(seconds=ctx.retry.delay(d.attempt, error.retry_after))
     )
     await asyncio.to_thread(_settle, ctx, d.id, str(error), nxt, now)
+    _observe(ctx, d, "dead" if give_up else "retry")
     if give_up:
         report.dead += 1
         log.error(
@@ -391,6 +426,12 @@ async def _deliver_one(ctx: Context, d: _Claimed, report: DeliveryReport) -> Non
             error=str(error),
             next_attempt=nxt.isoformat() if nxt else None,
         )
+
+
+def _observe(ctx: Context, d: _Claimed, result: str) -> None:
+    outcome = DeliveryOutcome(d.channel, d.msg.id, d.msg.rule_id, d.msg.severity, result, d.attempt)
+    for observe in ctx.on_delivery:
+        observe(outcome)
 
 
 def _settle(
