@@ -68,9 +68,13 @@ def _timeout(ch: WebhookChannel | EmailChannel | LogChannel) -> float:
 
 @dataclass
 class LiveRules:
-    """The watchlist in force; reloading swaps `current` in one assignment."""
+    """The watchlist in force; reloading swaps `current` in one assignment. A failed reload
+    leaves `current` as it was and records why in `last_error` (for /healthz and metrics)."""
 
     current: Watchlist
+    last_error: str | None = None
+    reloads: int = 0
+    reload_errors: int = 0
 
     def __call__(self) -> Watchlist:
         return self.current
