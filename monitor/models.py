@@ -1,7 +1,8 @@
 """Database tables (SQLModel) and the plain value types the stages pass to each other.
 
 Tables: Feed (per-feed polling state and health, kept as data), Item (one normalized entry),
-Alert (one per rule and item, unique), Delivery (one per alert and channel: the outbox).
+Alert (one per rule and item, unique), Delivery (one per alert and channel: the outbox),
+RuleState (when each version of a rule became active).
 
 Value types are frozen dataclasses: stages exchange these, never ORM rows, so that parse, rules
 and alert do not depend on the database.
@@ -115,6 +116,17 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: dt.datetime | None = _ts(index=True)
     last_error: str | None = None
     sent_at: dt.datetime | None = _ts()
+
+
+class RuleState(SQLModel, table=True):
+    """When each rule (as currently written) became active. A rule alerts only on items first
+    seen after that, so adding or editing a rule never alerts on old news, unless the rule
+    asks for a backfill window, evaluated once per version of the rule."""
+
+    rule_id: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    active_since: dt.datetime | None = _ts()
+    backfilled: bool = False
 
 
 # --- value types -------------------------------------------------------------------------

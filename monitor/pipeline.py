@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,12 +19,13 @@ from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from monitor import db, store
 from monitor.alert import Notifier
 from monitor.errors import DeliveryError, FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.models import Alert, AlertMessage, Item, utcnow
+from monitor.models import Alert, AlertMessage, Hit, Item, ItemData, utcnow
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import Rule, Watchlist
 
@@ -75,6 +78,8 @@ class Context:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     feed_lease: dt.timedelta = dt.timedelta(minutes=5)
     retention: dt.timedelta = dt.timedelta(days=180)
+    # rule id -> when the rule, as now written, became active (see activate()).
+    active_since: dict[str, dt.datetime] = field(default_factory=dict)
     # Observers (metrics, tests): called with every feed outcome and delivery outcome.
     on_feed: list[Callable[[FeedOutcome], None]] = field(default_factory=list)
     on_delivery: list[Callable[[DeliveryOutcome], None]] = field(default_factory=list)
@@ -257,7 +262,7 @@ def _process(
             # A new feed's existing items are only recorded (no flood on the first poll)
             # unless the feed asks for backfill.
             if row.initialized or feed.backfill:
-                alerts = _match(ctx, watchlist, feed, stored)
+                alerts = _cool_down(s, watchlist, _match(ctx, watchlist, feed, stored), now)
                 alert_ids = store.add_alerts(s, alerts, now)
         store.record_success(
             s,
@@ -291,9 +296,41 @@ def _match(
     for item in items:
         for hit in watchlist.match(item.data, feed.tags):
             rule = rules[hit.rule_id]
-            channels = routes_for(rule, ctx.channels)
-            out.append(store.NewAlert(item.id, rule.id, rule.name, rule.severity, hit, channels))
+            # A rule alerts only on items first seen since it (in its current form) became
+            # active: an edited item from before a rule existed is not news for that rule.
+            since = ctx.active_since.get(rule.id)
+            if since is None or item.first_seen_at < since:
+                continue
+            out.append(_new_alert(ctx, rule, item.id, hit))
     return out
+
+
+def _new_alert(ctx: Context, rule: Rule, item_id: int, hit: Hit) -> store.NewAlert:
+    return store.NewAlert(
+        item_id, rule.id, rule.name, rule.severity, hit, routes_for(rule, ctx.channels)
+    )
+
+
+def _cool_down(
+    s: Session, watchlist: Watchlist, alerts: list[store.NewAlert], now: dt.datetime
+) -> list[store.NewAlert]:
+    """A rule with a cooldown alerts at most once per window: later hits inside the window
+    are dropped (the items are stored and can be found with test-rule --since)."""
+    kept: list[store.NewAlert] = []
+    last: dict[str, dt.datetime | None] = {}
+    for a in alerts:
+        rule = watchlist.get(a.rule_id)
+        if rule is None or rule.cooldown is None:
+            kept.append(a)
+            continue
+        if a.rule_id not in last:
+            last[a.rule_id] = store.last_alert_at(s, a.rule_id)
+        prev = last[a.rule_id]
+        if prev is not None and now - prev < rule.cooldown:
+            continue
+        last[a.rule_id] = now
+        kept.append(a)
+    return kept
 
 
 def routes_for(rule: Rule, channels: Mapping[str, ChannelRoute]) -> tuple[str, ...]:
@@ -304,6 +341,69 @@ def routes_for(rule: Rule, channels: Mapping[str, ChannelRoute]) -> tuple[str, .
     return tuple(
         n for n in names if n in channels and SEVERITY_RANK[channels[n].min_severity] <= rank
     )
+
+
+# --- rules becoming active ----------------------------------------------------------------
+
+
+def rule_fingerprint(rule: Rule, watchlist: Watchlist) -> str:
+    """What a rule means: its query, fields and feeds, and the groups (which a query may
+    use). Editing any of them makes the rule new again; renaming or re-severity does not."""
+    blob = json.dumps(
+        [rule.query_text, rule.fields, rule.feeds, sorted(watchlist.groups.items())],
+        default=list,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def activate(ctx: Context, watchlist: Watchlist) -> list[str]:
+    """Record when each rule of this watchlist became active (new or edited rules: now) and
+    run the backfill that a new rule asks for. Returns the ids of rules that became active."""
+    now = utcnow()
+    prints = {r.id: rule_fingerprint(r, watchlist) for r in watchlist.rules}
+    with db.session(ctx.engine) as s:
+        states = store.activate_rules(s, prints, now)
+        s.commit()
+    ctx.active_since = {rid: st.active_since for rid, st in states.items() if st.active_since}
+    fresh = [rid for rid, st in states.items() if st.active_since == now]
+    for rule in watchlist.rules:
+        state = states[rule.id]
+        if rule.backfill is not None and not state.backfilled:
+            n = _backfill(ctx, watchlist, rule, now - rule.backfill, now)
+            with db.session(ctx.engine) as s:
+                store.mark_backfilled(s, rule.id, state.fingerprint)
+                s.commit()
+            log.info("rule_backfilled", rule=rule.id, window=str(rule.backfill), alerts=n)
+    return fresh
+
+
+def _backfill(
+    ctx: Context, watchlist: Watchlist, rule: Rule, since: dt.datetime, now: dt.datetime
+) -> int:
+    """Evaluate one rule on the stored items first seen in its backfill window, once."""
+    created = 0
+    after = 0
+    while True:
+        with db.session(ctx.engine) as s:
+            page = store.items_since(s, since, after_id=after)
+            if not page:
+                return created
+            alerts = []
+            for item_id, _seen, data in page:
+                if rule.feeds is not None and not _in_feeds(data, rule.feeds, ctx.feeds):
+                    continue
+                hit = rule.compiled.match(data, rule_id=rule.id)
+                if hit is not None:
+                    alerts.append(_new_alert(ctx, rule, item_id, hit))
+            created += len(store.add_alerts(s, alerts, now))
+            s.commit()
+            after = page[-1][0]
+
+
+def _in_feeds(item: ItemData, wanted: Sequence[str], feeds: Mapping[str, FeedJob]) -> bool:
+    job = feeds.get(item.feed_id)
+    tags = job.tags if job is not None else ()
+    return item.feed_id in wanted or any(t in wanted for t in tags)
 
 
 def purge(ctx: Context) -> int:

@@ -21,20 +21,52 @@ import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
+from watchfiles import Change, awatch
 
-from monitor import db, pipeline
+from monitor import db, pipeline, yamlconf
 from monitor.alert import EmailNotifier, LogNotifier, Notifier, WebhookNotifier
+from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.rules import Watchlist, load_watchlist
 from monitor.settings import EmailChannel, LogChannel, Settings, WebhookChannel
 
 log = structlog.get_logger("monitor.scheduler")
 
-TICK = dt.timedelta(seconds=5)  # how often due feeds and deliveries are looked for
+MAX_TICK = 5.0  # seconds between looks for due feeds and deliveries, at most
+
+
+def tick_seconds(settings: Settings) -> float:
+    """Look for due work every 5 s, or as often as the shortest feed interval asks (at
+    least once a second), so a feed polled every 2 s is not held to a 5 s tick."""
+    shortest = min(
+        (settings.feed_interval(f).total_seconds() for f in settings.feeds), default=MAX_TICK
+    )
+    return max(1.0, min(MAX_TICK, shortest))
 
 
 def load_rules(settings: Settings) -> Watchlist:
-    return load_watchlist([Path(p) for p in settings.watchlist])
+    """Load the watchlist and check that every `notify:` names a configured channel (a typo
+    there would otherwise silently send nothing)."""
+    paths = [Path(p) for p in settings.watchlist]
+    watchlist = load_watchlist(paths)
+    known = set(settings.effective_channels)
+    problems: list[str] = []
+    for path in paths:
+        data, located = yamlconf.load(path)
+        for i, rule in enumerate((data or {}).get("rules") or []):
+            notify = rule.get("notify") if isinstance(rule, dict) else None
+            for j, name in enumerate(notify if isinstance(notify, list) else []):
+                if name not in known:
+                    problems.append(
+                        located.problem(
+                            ("rules", i, "notify", j),
+                            f"rule {rule.get('id')!r}: notify names unknown channel {name!r}"
+                            f" (configured: {', '.join(sorted(known))})",
+                        )
+                    )
+    if problems:
+        raise ConfigError(problems[0], problems=problems)
+    return watchlist
 
 
 def make_notifier(name: str, ch: WebhookChannel | EmailChannel | LogChannel) -> Notifier:
@@ -139,6 +171,7 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         retention=settings.retention,
     )
     pipeline.sync(ctx)
+    pipeline.activate(ctx, rules)
     return Runtime(settings, engine, ctx, live, notifiers)
 
 
@@ -181,6 +214,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         return wrapped
 
     common = dict(coalesce=True, max_instances=1, misfire_grace_time=None)
+    tick = tick_seconds(settings)
     now = dt.datetime.now(dt.UTC)
 
     async def poll_then_wake_delivery() -> None:
@@ -191,7 +225,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     scheduler.add_job(
         job(poll_then_wake_delivery, "poll"),
         "interval",
-        seconds=TICK.total_seconds(),
+        seconds=tick,
         id="poll",
         next_run_time=now,
         **common,
@@ -199,7 +233,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     scheduler.add_job(
         job(lambda: pipeline.deliver(runtime.ctx), "deliver"),
         "interval",
-        seconds=TICK.total_seconds(),
+        seconds=tick,
         id="deliver",
         next_run_time=now,
         **common,
@@ -214,6 +248,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     )
     scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
     scheduler.start()
+    watcher = asyncio.create_task(watch_rules(runtime, stop))
     log.info(
         "started",
         feeds=len(runtime.ctx.feeds),
@@ -227,6 +262,8 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     finally:
         log.info("stopping", running=len(running))
         scheduler.shutdown(wait=False)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
         if running:
             # In-flight fetches and deliveries get a few seconds; anything cut off is safe:
             # claimed feeds and deliveries become due again when their lease expires.
@@ -236,6 +273,48 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
             await asyncio.gather(*pending, return_exceptions=True)
         await runtime.aclose()
         log.info("stopped")
+
+
+async def watch_rules(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Reload the watchlist when one of its files changes (editors that write a new file and
+    rename it over the old one included: we watch the folders and filter by name)."""
+    paths = {Path(p).absolute() for p in runtime.settings.watchlist}
+    folders = sorted({str(p.parent) for p in paths})
+
+    def ours(_change: Change, path: str) -> bool:
+        return Path(path).absolute() in paths
+
+    async for _changes in awatch(
+        *folders, watch_filter=ours, stop_event=stop, debounce=300, step=50, recursive=False
+    ):
+        await reload_rules(runtime)
+
+
+async def reload_rules(runtime: Runtime) -> bool:
+    """Swap in the edited watchlist if it is valid; otherwise keep the rules in force and
+    say why (log, /healthz, metric). Returns whether a new version went live."""
+    live = runtime.rules
+    try:
+        fresh = await asyncio.to_thread(load_rules, runtime.settings)
+    except ConfigError as exc:
+        live.last_error = "\n".join(exc.problems)
+        live.reload_errors += 1
+        log.error("watchlist_invalid", problems=exc.problems, keeping=live.current.version)
+        return False
+    live.last_error = None
+    if fresh.version == live.current.version:
+        return False
+    activated = await asyncio.to_thread(pipeline.activate, runtime.ctx, fresh)
+    previous, live.current = live.current.version, fresh
+    live.reloads += 1
+    log.info(
+        "watchlist_reloaded",
+        version=fresh.version,
+        previous=previous,
+        rules=len(fresh.rules),
+        activated=activated,
+    )
+    return True
 
 
 def _on_event(event: JobExecutionEvent) -> None:

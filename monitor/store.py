@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from monitor.models import Alert, Delivery, Feed, Hit, Item, ItemData
+from monitor.models import Alert, Delivery, Feed, Hit, Item, ItemData, RuleState
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,3 +323,76 @@ def purge(session: Session, before: dt.datetime) -> int:
         .values(summary="", content="")
     )
     return int(getattr(result, "rowcount", 0))
+
+
+# --- rule activation -----------------------------------------------------------------------
+
+
+def activate_rules(
+    session: Session, fingerprints: dict[str, str], now: dt.datetime
+) -> dict[str, RuleState]:
+    """Record each rule's current fingerprint; a rule that is new or whose fingerprint
+    changed becomes active `now` (and owes its backfill again). Returns every rule's state."""
+    states = {s.rule_id: s for s in session.exec(select(RuleState)).all()}
+    for rule_id, fp in fingerprints.items():
+        state = states.get(rule_id)
+        if state is None:
+            state = RuleState(rule_id=rule_id, fingerprint=fp, active_since=now)
+        elif state.fingerprint != fp:
+            state.fingerprint, state.active_since, state.backfilled = fp, now, False
+        else:
+            continue
+        session.add(state)
+        states[rule_id] = state
+    session.flush()
+    return {rid: states[rid] for rid in fingerprints}
+
+
+def mark_backfilled(session: Session, rule_id: str, fingerprint: str) -> None:
+    session.execute(
+        sa.update(RuleState)
+        .where(col(RuleState.rule_id) == rule_id)
+        .where(col(RuleState.fingerprint) == fingerprint)
+        .values(backfilled=True)
+    )
+
+
+def items_since(
+    session: Session, since: dt.datetime, *, after_id: int = 0, limit: int = 500
+) -> list[tuple[int, dt.datetime, ItemData]]:
+    """Stored items first seen at or after `since`, in id order, one page at a time."""
+    rows = session.exec(
+        select(Item)
+        .where(col(Item.first_seen_at) >= since)
+        .where(col(Item.id) > after_id)
+        .order_by(col(Item.id))
+        .limit(limit)
+    ).all()
+    out = []
+    for row in rows:
+        assert row.id is not None and row.first_seen_at is not None
+        out.append((row.id, row.first_seen_at, item_data(row)))
+    return out
+
+
+def item_data(row: Item) -> ItemData:
+    return ItemData(
+        feed_id=row.feed_id,
+        guid=row.guid,
+        url=row.url,
+        title=row.title,
+        summary=row.summary,
+        content=row.content,
+        author=row.author,
+        categories=tuple(row.categories or ()),
+        source=row.source,
+        language=row.language,
+        published_at=row.published_at,
+        content_hash=row.content_hash,
+    )
+
+
+def last_alert_at(session: Session, rule_id: str) -> dt.datetime | None:
+    return session.exec(
+        select(sa.func.max(Alert.created_at)).where(col(Alert.rule_id) == rule_id)
+    ).one()
