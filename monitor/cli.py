@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, select
 
 from monitor import __version__, db, logs, scheduler, store
-from monitor.errors import ConfigError, MonitorError
-from monitor.models import Alert, Delivery, Feed, Item, utcnow
-from monitor.rules import Watchlist
+from monitor.errors import ConfigError, MonitorError, ParseError, QueryError
+from monitor.models import Alert, Delivery, Feed, Hit, Item, ItemData, utcnow
+from monitor.parse import html_to_text, parse_feed
+from monitor.rules import CompiledQuery, Watchlist, compile_query
 from monitor.settings import DEFAULT_CONFIG, Settings, load_settings
+from monitor.units import parse_duration
 
 # Piped output (grep, a file, a test) gets wide tables rather than 80 columns of wrapping.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -226,6 +232,136 @@ def alerts_retry(env: Env, alert_id: str) -> None:
     if n == 0:
         raise click.UsageError(f"alert {alert_id} has no dead delivery")
     out.print(f"{n} deliveries of {alert_id} queued again")
+
+
+@cli.command("test-rule")
+@click.argument("query", required=False)
+@click.option("--rule", "rule_id", help="Test a rule of the watchlist instead of a QUERY.")
+@click.option("--text", help="Test against this text.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Test against a file: a feed (each item), an HTML page or plain text.",
+)
+@click.option("--since", help="Test against stored items first seen this recently, e.g. 30d.")
+@click.option("--limit", default=50, show_default=True, help="Show at most this many hits.")
+@pass_env
+def test_rule(
+    env: Env,
+    query: str | None,
+    rule_id: str | None,
+    text: str | None,
+    path: Path | None,
+    since: str | None,
+    limit: int,
+) -> None:
+    """Dry run of a query or rule: shows each hit with the matched terms marked. No alerts."""
+    if (query is None) == (rule_id is None):
+        raise click.UsageError("give a QUERY or --rule ID (one of them)")
+    if sum(x is not None for x in (text, path, since)) != 1:
+        raise click.UsageError("give exactly one of --text, --file or --since")
+    settings, watchlist = env.load()
+    matcher, feeds = _compile_for_test(watchlist, query, rule_id)
+    if since is not None:
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+        tags = {f.id: f.tags for f in settings.feeds}
+        candidates = _stored_items(env.engine(), utcnow() - window)
+    else:
+        tags = {}
+        candidates = iter(_items_from(text, path))
+    total = hits = 0
+    for item in candidates:
+        total += 1
+        if feeds is not None and not _in_feeds(item, feeds, tags.get(item.feed_id, ())):
+            continue
+        hit = matcher.match(item, tags.get(item.feed_id, ()), rule_id=rule_id or "query")
+        if hit is None:
+            continue
+        hits += 1
+        if hits <= limit:
+            _show_hit(item, hit)
+    shown = f" (first {limit} shown)" if hits > limit else ""
+    out.print(f"{hits} of {total} items match{shown}")
+
+
+def _compile_for_test(
+    watchlist: Watchlist, query: str | None, rule_id: str | None
+) -> tuple[CompiledQuery, tuple[str, ...] | None]:
+    if rule_id is not None:
+        rule = watchlist.get(rule_id)
+        if rule is None:
+            known = ", ".join(r.id for r in watchlist.rules)
+            raise click.BadParameter(f"no rule {rule_id!r} (rules: {known})", param_hint="--rule")
+        return rule.compiled, rule.feeds
+    assert query is not None
+    try:
+        groups = {name: list(members) for name, members in watchlist.groups.items()}
+        return compile_query(query, groups), None
+    except QueryError as exc:
+        pointer = " " * max(exc.column - 1, 0) + "^"
+        raise ConfigError(f"query: {exc}\n  {query}\n  {pointer}") from None
+
+
+def _items_from(text: str | None, path: Path | None) -> list[ItemData]:
+    """--text, or --file as a feed (its items), an HTML page, or plain text."""
+    if path is not None:
+        body = path.read_bytes()
+        head = body[:2048].lstrip().lower()
+        if head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf")):
+            try:
+                now = utcnow()
+                return parse_feed(body, feed_id=path.name, base_url=None, fetched_at=now).items
+            except ParseError:
+                pass
+        text = body.decode("utf-8", errors="replace")
+        if head.startswith((b"<!doctype html", b"<html")):
+            text = html_to_text(text)
+    assert text is not None
+    title = path.name if path is not None else "--text"
+    return [ItemData(feed_id="text", guid="text", url=None, title=title, content=text)]
+
+
+def _stored_items(engine: sa.Engine, since: dt.datetime) -> Iterator[ItemData]:
+    after = 0
+    while True:
+        with db.session(engine) as s:
+            page = store.items_since(s, since, after_id=after)
+        if not page:
+            return
+        yield from (data for _id, _seen, data in page)
+        after = page[-1][0]
+
+
+def _in_feeds(item: ItemData, feeds: tuple[str, ...], tags: tuple[str, ...]) -> bool:
+    return item.feed_id in feeds or any(t in feeds for t in tags)
+
+
+def _show_hit(item: ItemData, hit: Hit) -> None:
+    when = item.published_at.strftime("%Y-%m-%d %H:%M") if item.published_at else ""
+    head = Text.assemble((item.title or "(untitled)", "bold"), f"  {item.feed_id} {when}")
+    out.print(head)
+    if item.url:
+        out.print(Text(item.url, style="dim"))
+    out.print(Text.assemble("terms: ", (", ".join(hit.terms), "yellow")))
+    out.print(highlight(hit.snippet))
+    out.print()
+
+
+def highlight(snippet: str) -> Text:
+    """The snippet with each «marked» hit in bold yellow (the marks themselves dropped on a
+    terminal, kept when piped so the hits stay visible in plain text)."""
+    text = Text()
+    keep_marks = not out.is_terminal
+    for i, part in enumerate(re.split(r"«([^»]*)»", snippet)):
+        if i % 2:
+            text.append(f"«{part}»" if keep_marks else part, style="bold yellow")
+        else:
+            text.append(part)
+    return text
 
 
 @cli.group("db")

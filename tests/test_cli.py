@@ -160,3 +160,50 @@ def test_retry_of_an_unknown_alert_is_a_usage_error(tmp_path: Path) -> None:
         f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {ROOT / 'config/watchlist.yaml'}\n"
     )
     assert run_cli(["--config", str(config), "alerts", "retry", "alrt_nope"]) == 2
+
+
+def test_rule_dry_run_on_the_seed_article(capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(ROOT / "config/monitor.yaml")
+    seed = str(ROOT / "seeds/seed-article.txt")
+    assert run_cli(["--config", config, "test-rule", "North Korea + missile", "--file", seed]) == 0
+    out = capsys.readouterr().out
+    assert "«North Korea's» «missile»" in out  # both terms marked
+    assert "terms: north korea, missile" in out
+    assert "1 of 1 items match" in out
+    assert run_cli(["--config", config, "test-rule", "Kimberly", "--file", seed]) == 0
+    assert "0 of 1 items match" in capsys.readouterr().out
+
+
+def test_rule_dry_run_on_a_feed_and_by_rule_id(capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(ROOT / "config/monitor.yaml")
+    feed = str(ROOT / "seeds/feeds/seed.xml")
+    assert run_cli(["--config", config, "test-rule", "--rule", "dprk-missile", "--file", feed]) == 0
+    out = capsys.readouterr().out
+    assert SEED_TITLE in out and "1 of 5 items match" in out
+
+
+def test_rule_dry_run_on_stored_items(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cwd = demo_dir(tmp_path)
+    config = str(cwd / "config/monitor.yaml")
+    old = os.getcwd()
+    os.chdir(cwd)  # the demo config's paths are relative, as for `make run`
+    try:
+        assert run_cli(["--config", config, "once"]) == 0
+        capsys.readouterr()
+        assert run_cli(["--config", config, "test-rule", "missile*", "--since", "30d"]) == 0
+        out = capsys.readouterr().out
+        assert "3 of 5 items match" in out and SEED_TITLE in out
+        assert run_cli(["--config", config, "test-rule", "NATO", "--since", "30d"]) == 0
+        assert "of 5 items match" in capsys.readouterr().out
+    finally:
+        os.chdir(old)
+
+
+def test_rule_dry_run_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(ROOT / "config/monitor.yaml")
+    assert run_cli(["--config", config, "test-rule", "North Korea +", "--text", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "North Korea +\n" in err and "^" in err
+    assert run_cli(["--config", config, "test-rule", "x"]) == 2  # no input given
+    assert run_cli(["--config", config, "test-rule", "--rule", "nope", "--text", "x"]) == 2
+    assert run_cli(["--config", config, "test-rule", "x", "--since", "soon"]) == 2
