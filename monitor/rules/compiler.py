@@ -208,7 +208,7 @@ class And(Node):
         self.kids = tuple(sorted(kids, key=lambda k: isinstance(k, Not)))
 
     def test(self, ctx: ItemContext) -> bool:
-        for k in self.kids:
+        for k in self.kids:  # noqa: SIM110 - a plain loop is faster than all() on the hot path
             if not k.test(ctx):
                 return False
         return True
@@ -238,7 +238,7 @@ class Or(Node):
     def test(self, ctx: ItemContext) -> bool:
         if self.leaf_ids is not None:
             return not ctx.keys_in(self.leaf_mask).isdisjoint(self.leaf_ids)
-        for k in self.kids:
+        for k in self.kids:  # noqa: SIM110 - as in And.test
             if k.test(ctx):
                 return True
         return False
