@@ -293,10 +293,9 @@ class Matcher:
         self.scanner.scan(ctx)
         return ctx
 
-    def _satisfied(self, j: int, found: Iterable[int]) -> set[int]:
+    def _satisfied(self, j: int, found: AbstractSet[int]) -> set[int]:
         p = self.post[j]
-        lists = [p[k] for k in found if k in p]
-        return set().union(*lists) if lists else set()
+        return set().union(*map(p.__getitem__, filter(p.__contains__, found)))  # all in C
 
     def candidates(self, ctx: ItemContext) -> list[int]:
         """Rules whose every anchor clause has a key in the item, in watchlist order.
