@@ -152,15 +152,22 @@ def test_regex_only_rule_is_always_a_candidate() -> None:
 
 
 def test_regex_timeout_counts_as_no_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
     import monitor.rules.regexsafe as rs
 
     if not rs.HAVE_REGEX:
         pytest.skip("the regex package is not installed")
-    monkeypatch.setattr(rs, "TIMEOUT_S", 0.000001)
-    term = RegexTerm("(x|xx)*y", False)  # passes the static check; slow on x{n}z
+    monkeypatch.setattr(rs, "TIMEOUT_S", 0.01)
+    # Overlapping alternatives under a star: passes the static check, exponential on x{n}.
+    term = RegexTerm("(?:x|xx)*(?:y|z)", False)
     before = RegexTerm.timeouts
-    assert term.search("x" * 40 + "z") is False
-    assert RegexTerm.timeouts >= before  # either fast-failed or timed out: never hangs
+    started = time.monotonic()
+    assert term.search("x" * 40 + " ") is False
+    assert time.monotonic() - started < 1.0
+    assert RegexTerm.timeouts == before + 1
+    assert term.finditer("x" * 40 + " ") == []
+    assert RegexTerm.timeouts == before + 2
 
 
 def test_query_error_carries_query_and_column() -> None:

@@ -3,8 +3,9 @@
 A compiled query is a small tree of nodes, each able to say whether it holds for one item
 (`test`), where it holds (`occ`, for words, phrases and NEAR: occurrences as
 (field, first token, end token)), and why (`explain`, evidence for terms and snippet). Nodes
-never look at raw text except `Regex`: words and phrases only read the matcher's per-item hit
-table, keyed by the term's search key (see text.py for the joined form):
+never look at raw text except `Regex`: words and phrases read which search keys the matcher
+found in each field (and, for positions, the joined form of the field: see text.py). Each
+distinct key gets a small int id, shared by all queries in the process:
 
     missile        -> "\\x01missile\\x01"          exact word
     missile*       -> "\\x01missile"               prefix
@@ -17,8 +18,8 @@ evaluates a rule only for items where all its clauses are satisfied, so the work
 follows the terms it contains, not the number of rules. A leaf gives {its key}; AND and NEAR
 give all their children's clauses; OR distributes over its children's clauses (a clause of
 each child, united: `(a AND b) OR c` gives {a, c} and {b, c}), none if a child has none; NOT
-and regexes give none. The cheapest clauses are kept (a long
-phrase before a rare word before a common or short word or a prefix).
+and regexes give none. The three cheapest clauses are kept (a phrase before a long word before
+a short word or a prefix; stop words last).
 """
 
 from __future__ import annotations

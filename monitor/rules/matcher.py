@@ -2,22 +2,22 @@
 
 Per item (the hot path), in order:
 
-1. Each field any rule reads is folded and tokenized once (text.py: a translate and a findall,
-   both in C) into its joined form; the fields are concatenated into one string.
-2. One Aho-Corasick pass (pyahocorasick, in C) over that string finds every occurrence of every
-   search key of every rule at once: words, prefixes and whole phrases. Keys are shared between
-   rules, so 10,000 rules that mention "missile" add one key. The occurrences stay a C-built
-   list per field plus the set of key ids found; positions are worked out only when needed.
-3. Candidate rules: every key found marks the anchor clauses it belongs to (compiler.py); a
-   rule is evaluated only when all its clauses are marked (rules whose query has no anchor, i.e.
-   only /regex/ terms, are always evaluated). Python work so far is proportional to the number
-   of key occurrences, not to the number of rules.
-4. Each candidate's node tree is tested against the hit table; NEAR and phrases-with-wildcards
-   look at token positions only there.
+1. Each field any rule reads is folded and tokenized once (text.py: a translate of the
+   non-ASCII runs and one findall, in C) into its joined form `\x01tok\x01tok\x01`.
+2. One Aho-Corasick pass (pyahocorasick, in C) per field finds every search key of every rule
+   at once: words, prefixes and whole phrases. Keys are shared between rules, so 10,000 rules
+   that mention "missile" add one key. What is kept is the set of key ids found per field
+   (built in C); where a key occurs is looked up again (str.find) only when a node needs it.
+3. Candidate rules: each rule has up to three anchor clauses (compiler.py) and is a candidate
+   when every clause has a key in the item: set unions and intersections of posting tuples,
+   in C (`Matcher.candidates`). Rules without anchors (only /regex/ terms) are always
+   candidates. The work follows the keys found, not the number of rules.
+4. Each candidate's node tree is tested: words, phrases and groups are set lookups; NEAR and
+   phrases with a wildcard inside look at token positions.
 5. For a match, the nodes explain themselves: the matched terms (normalized, in query order)
-   and a snippet of about 200 characters of the original text around the densest cluster of
-   hits, with each hit wrapped in « ». Token spans are computed only now, for the fields that
-   have evidence.
+   and a snippet of about 200 characters of the original text around the first cluster with
+   the most distinct terms, each hit wrapped in « ». Character spans are computed only now
+   (one re.split per field), and rules matching for the same occurrences share the result.
 
 Without pyahocorasick a pure-Python scanner (dict lookups per token) gives the same hit table,
 more slowly.
