@@ -92,7 +92,14 @@ class Item(SQLModel, table=True):
 
 
 class Alert(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("rule_id", "item_id", name="uq_alert_rule_item"),)
+    # One alert per rule and item, and per rule and story: the same story from several feeds
+    # (same canonical url, or same text) alerts once; later copies are listed in
+    # also_reported_by. NULL story_url (an item without a link) never conflicts.
+    __table_args__ = (
+        sa.UniqueConstraint("rule_id", "item_id", name="uq_alert_rule_item"),
+        sa.UniqueConstraint("rule_id", "story_url", name="uq_alert_rule_url"),
+        sa.UniqueConstraint("rule_id", "story_hash", name="uq_alert_rule_hash"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     rule_id: str = Field(index=True, max_length=200)
@@ -103,6 +110,8 @@ class Alert(SQLModel, table=True):
     terms: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
     snippet: str = ""
     also_reported_by: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
+    story_url: str | None = Field(default=None, max_length=2000)
+    story_hash: str | None = Field(default=None, max_length=64)
 
 
 class Delivery(SQLModel, table=True):
@@ -116,6 +125,7 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: dt.datetime | None = _ts(index=True)
     last_error: str | None = None
     sent_at: dt.datetime | None = _ts()
+    digest_id: str | None = Field(default=None, max_length=40, index=True)  # sent in a digest
 
 
 class RuleState(SQLModel, table=True):

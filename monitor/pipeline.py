@@ -301,13 +301,21 @@ def _match(
             since = ctx.active_since.get(rule.id)
             if since is None or item.first_seen_at < since:
                 continue
-            out.append(_new_alert(ctx, rule, item.id, hit))
+            out.append(_new_alert(ctx, rule, item.id, item.data, hit))
     return out
 
 
-def _new_alert(ctx: Context, rule: Rule, item_id: int, hit: Hit) -> store.NewAlert:
+def _new_alert(ctx: Context, rule: Rule, item_id: int, item: ItemData, hit: Hit) -> store.NewAlert:
     return store.NewAlert(
-        item_id, rule.id, rule.name, rule.severity, hit, routes_for(rule, ctx.channels)
+        item_id,
+        rule.id,
+        rule.name,
+        rule.severity,
+        hit,
+        routes_for(rule, ctx.channels),
+        story_url=item.url,
+        story_hash=item.content_hash or None,
+        reporter=f"{item.feed_id} ({item.source})" if item.source else item.feed_id,
     )
 
 
@@ -394,7 +402,7 @@ def _backfill(
                     continue
                 hit = rule.compiled.match(data, rule_id=rule.id)
                 if hit is not None:
-                    alerts.append(_new_alert(ctx, rule, item_id, hit))
+                    alerts.append(_new_alert(ctx, rule, item_id, data, hit))
             created += len(store.add_alerts(s, alerts, now))
             s.commit()
             after = page[-1][0]

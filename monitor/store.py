@@ -46,6 +46,9 @@ class NewAlert:
     severity: str
     hit: Hit
     channels: tuple[str, ...]
+    story_url: str | None = None  # the item's canonical url
+    story_hash: str | None = None  # the item's content hash
+    reporter: str = ""  # how also_reported_by names this copy: "feed (source)"
 
 
 # --- feeds ---------------------------------------------------------------------------------
@@ -226,7 +229,6 @@ def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -
         inserted = _insert_ignore(
             session,
             Alert,
-            ["rule_id", "item_id"],
             id=alert_id,
             rule_id=a.rule_id,
             item_id=a.item_id,
@@ -236,8 +238,11 @@ def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -
             terms=list(a.hit.terms),
             snippet=a.hit.snippet,
             also_reported_by=[],
+            story_url=a.story_url,
+            story_hash=a.story_hash,
         )
         if not inserted:
+            _also_reported(session, a)
             continue
         created.append(alert_id)
         for channel in a.channels:
@@ -248,10 +253,26 @@ def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -
     return created
 
 
-def _insert_ignore(session: Session, table: type, conflict: list[str], **values: object) -> bool:
+def _also_reported(session: Session, a: NewAlert) -> None:
+    """Another copy of a story this rule already alerted on: name its feed on that alert."""
+    keys = [col(Alert.story_hash) == a.story_hash]
+    if a.story_url:
+        keys.append(col(Alert.story_url) == a.story_url)
+    first = session.exec(
+        select(Alert).where(col(Alert.rule_id) == a.rule_id).where(sa.or_(*keys))
+    ).first()
+    if first is None or first.item_id == a.item_id or not a.reporter:
+        return
+    if a.reporter not in first.also_reported_by:
+        first.also_reported_by = [*first.also_reported_by, a.reporter]
+        session.add(first)
+
+
+def _insert_ignore(session: Session, table: type, **values: object) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING against every unique constraint of the table."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    stmt = insert(table).values(**values).on_conflict_do_nothing()
     # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
     return session.execute(stmt.returning(sa.literal(1))).first() is not None
 
