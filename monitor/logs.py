@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 import structlog
 
@@ -36,6 +39,7 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info if json else _identity,
+                _redact,
                 renderer,
             ],
         )
@@ -52,3 +56,48 @@ def _identity(
     _logger: object, _name: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
     return event
+
+
+# --- secrets never reach a log line ---------------------------------------------------------
+# Defence in depth: the code never logs a secret on purpose (URLs are logged redacted, error
+# texts name only scheme, host and port), but an exception text from a library might quote
+# one. So the known secret values, collected from the settings at start (`redact`), are
+# replaced in every event, ours and the libraries', just before it is rendered.
+
+REDACTED = "[REDACTED]"
+MIN_SECRET = 4  # shorter values would blank out ordinary words
+_secrets: tuple[str, ...] = ()
+
+
+def redact(values: Iterable[str]) -> None:
+    """From now on, replace these values (and their URL-encoded forms) in every log event
+    (they replace the values given before)."""
+    global _secrets
+    forms: set[str] = set()
+    for value in values:
+        if len(value) >= MIN_SECRET:
+            forms |= {value, quote(value, safe=""), quote_plus(value)}
+    _secrets = tuple(sorted(forms, key=len, reverse=True))  # longest first: no partial leftovers
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if type(value) is tuple:  # exc_info among them: same shape, its objects untouched
+        return tuple(_scrub(v) for v in value)
+    return value
+
+
+def _redact(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    if not _secrets:
+        return event
+    return {k: _scrub(v) for k, v in event.items()}

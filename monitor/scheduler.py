@@ -23,10 +23,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
-from monitor import db, pipeline, yamlconf
+from monitor import db, logs, pipeline, server, yamlconf
 from monitor.alert import EmailNotifier, LogNotifier, Notifier, WebhookNotifier
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, FetchLimits
+from monitor.metrics import Metrics, WatchlistStatus
 from monitor.rules import Watchlist, load_watchlist
 from monitor.settings import EmailChannel, LogChannel, Settings, WebhookChannel
 
@@ -130,6 +131,7 @@ class Runtime:
 
 
 def build(settings: Settings, rules: Watchlist) -> Runtime:
+    logs.redact(settings.secrets())  # before anything can log them
     engine = db.make_engine(settings.database)
     db.upgrade(engine)
     poll = settings.poll
@@ -246,6 +248,15 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         next_run_time=now,
         **common,
     )
+    metrics = Metrics(
+        runtime.engine,
+        feeds={f.id: f.interval for f in runtime.ctx.feeds.values()},
+        channels=runtime.ctx.channels,
+        watchlist=lambda: watchlist_status(runtime.rules),
+        running=lambda: bool(scheduler.running),
+    )
+    runtime.ctx.on_feed.append(metrics.observe_feed)
+    runtime.ctx.on_delivery.append(metrics.observe_delivery)
     scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
     scheduler.start()
     watcher = asyncio.create_task(watch_rules(runtime, stop))
@@ -257,7 +268,17 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         channels=list(runtime.ctx.channels),
         database=db.redact_url(settings.database),
     )
+    http: server.Server | None = None
     try:
+        host, port = settings.server.host_port
+        http = await server.serve(
+            runtime.engine,
+            metrics,
+            host,
+            port,
+            watchlist=lambda: watchlist_status(runtime.rules),
+            running=lambda: bool(scheduler.running),
+        )
         await stop.wait()
     finally:
         log.info("stopping", running=len(running))
@@ -271,6 +292,8 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if http is not None:
+            await http.stop()
         await runtime.aclose()
         log.info("stopped")
 
@@ -315,6 +338,14 @@ async def reload_rules(runtime: Runtime) -> bool:
         activated=activated,
     )
     return True
+
+
+def watchlist_status(live: LiveRules) -> WatchlistStatus:
+    """The rules in force and the reload record, for /healthz and /metrics."""
+    w = live.current
+    return WatchlistStatus(
+        w.version, len(w.rules), live.reloads, live.reload_errors, live.last_error
+    )
 
 
 def _on_event(event: JobExecutionEvent) -> None:

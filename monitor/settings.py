@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -145,6 +145,36 @@ class LogChannel(Strict):
     )
 
 
+class ServerSettings(Strict):
+    listen: str = Field(
+        "0.0.0.0:8080",
+        description="HOST:PORT for /healthz, /metrics and /alerts.atom ([::1]:8080 for IPv6; "
+        "port 0: any free port, logged at start).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        split_listen(v)
+        return v
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_listen(self.listen)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` -> (host, port); ValueError names what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("listen must be HOST:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:0")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("write an IPv6 listen address in brackets: [::]:8080")
+    return host, int(port)
+
+
 Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
 
 
@@ -166,6 +196,7 @@ class Settings(Strict):
     retention: Duration = Field(
         dt.timedelta(days=180), description="Items older than this are purged."
     )
+    server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP endpoint.")
 
     @field_validator("watchlist", mode="before")
     @classmethod
@@ -179,6 +210,42 @@ class Settings(Strict):
 
     def feed_interval(self, feed: FeedSettings) -> dt.timedelta:
         return feed.interval or self.poll.interval
+
+    def secrets(self) -> set[str]:
+        """Values that must never appear in a log line (logs.redact): SMTP passwords, webhook
+        secrets, whole webhook URLs (chat webhooks carry tokens in the path) and, in every URL,
+        the password and query values named like credentials."""
+        found: set[str] = set()
+        urls = [self.database, *(f.url for f in self.feeds)]
+        for ch in self.channels.values():
+            if isinstance(ch, WebhookChannel):
+                urls.append(ch.url)
+                if urlsplit(ch.url).path.strip("/") or urlsplit(ch.url).query:
+                    found.add(ch.url)
+                if ch.secret:
+                    found.add(ch.secret)
+            elif isinstance(ch, EmailChannel) and ch.smtp.password:
+                found.add(ch.smtp.password)
+        for url in urls:
+            found |= url_secrets(url)
+        return found
+
+
+_CREDENTIAL_KEY = re.compile(r"pass|secret|token|key|auth|sig|session|credential", re.I)
+
+
+def url_secrets(url: str) -> set[str]:
+    """The password of a URL and its query values whose names look like credentials."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return set()
+    found = {password, unquote(password)} if password else set()
+    for name, value in parse_qsl(parts.query):
+        if value and _CREDENTIAL_KEY.search(name):
+            found.add(value)
+    return found
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:

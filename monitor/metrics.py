@@ -1,0 +1,307 @@
+"""Prometheus metrics for /metrics, in a registry of our own (never the process-global one, so
+tests and several daemons in one process do not share counters).
+
+Two kinds of numbers:
+- events this process saw, counted as they happen by observers on the pipeline
+  (`Context.on_feed`, `Context.on_delivery`): fetches by status, fetch duration, new items,
+  delivery attempts by channel and result;
+- state that lives in the database, read at scrape time by `DatabaseCollector`: alerts by rule
+  and severity, deliveries by channel and status, outbox depth and oldest pending age, feeds
+  by health state. Reading the database rather than counting in memory makes these right
+  across restarts and for several processes sharing one PostgreSQL.
+
+`render()` runs the collectors, including the database queries, so it blocks: the HTTP server
+calls it in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from monitor import __version__
+from monitor.models import Alert, Delivery, Feed, utcnow
+from monitor.pipeline import DeliveryOutcome, FeedOutcome
+
+log = structlog.get_logger("monitor.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+FEED_STATES = ("ok", "failing", "stale", "never")
+DELIVERY_STATES = ("pending", "sent", "dead")
+# A feed with no successful fetch for this many of its intervals is stale (it may answer,
+# but with errors, or its polls may not be happening at all).
+STALE_INTERVALS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistStatus:
+    """What /healthz and /metrics tell about the rules in force (read from the scheduler's
+    LiveRules through a callable, so this module does not depend on it)."""
+
+    version: str
+    rules: int
+    reloads: int
+    reload_errors: int
+    last_error: str | None
+
+
+class Metrics:
+    """The registry, the event counters and the observers that feed them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        feeds: Mapping[str, dt.timedelta],
+        channels: Iterable[str],
+        watchlist: Callable[[], WatchlistStatus],
+        running: Callable[[], bool] = lambda: True,
+    ) -> None:
+        # No `*_created` sample beside every counter: they double the output and Prometheus
+        # does not need them in the text format.
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.fetches = Counter(
+            "monitor_fetches",
+            "Feed fetches by result: the HTTP status, or the error kind when there was none.",
+            ["status"],
+            registry=r,
+        )
+        self.fetch_duration = Histogram(
+            "monitor_fetch_duration_seconds",
+            "Time to fetch a feed (request and body; errors included).",
+            buckets=FETCH_BUCKETS,
+            registry=r,
+        )
+        self.new_items = Counter(
+            "monitor_items_new", "Items stored as new or changed by this process.", registry=r
+        )
+        self.alerts_created = Counter(
+            "monitor_alerts_created", "Alerts created by this process's polls.", registry=r
+        )
+        self.attempts = Counter(
+            "monitor_delivery_attempts",
+            "Delivery attempts by this process, by channel and result (sent, retry, dead).",
+            ["channel", "result"],
+            registry=r,
+        )
+        info = Gauge("monitor_info", "This monitor's version.", ["version"], registry=r)
+        info.labels(version=__version__).set(1)
+        ProcessCollector(registry=r)
+        r.register(StateCollector(watchlist, running))
+        r.register(DatabaseCollector(engine, feeds, tuple(channels)))
+
+    def observe_feed(self, outcome: FeedOutcome) -> None:
+        status = str(outcome.status) if outcome.status else (outcome.error_kind or "error")
+        self.fetches.labels(status=status).inc()
+        self.fetch_duration.observe(outcome.elapsed)
+        if outcome.new:
+            self.new_items.inc(outcome.new)
+        if outcome.alerts:
+            self.alerts_created.inc(outcome.alerts)
+
+    def observe_delivery(self, outcome: DeliveryOutcome) -> None:
+        self.attempts.labels(channel=outcome.channel, result=outcome.result).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text format. Blocking (database queries): call it in a thread."""
+        return generate_latest(self.registry)
+
+
+class StateCollector(Collector):
+    """Scheduler and watchlist state, read at scrape time."""
+
+    def __init__(self, watchlist: Callable[[], WatchlistStatus], running: Callable[[], bool]):
+        self._watchlist = watchlist
+        self._running = running
+
+    def collect(self) -> Iterable[Metric]:
+        w = self._watchlist()
+        yield GaugeMetricFamily(
+            "monitor_scheduler_running",
+            "1 while the scheduler runs (polls and deliveries are being scheduled).",
+            value=1 if self._running() else 0,
+        )
+        info = GaugeMetricFamily(
+            "monitor_watchlist_info", "The watchlist version in force.", labels=["version"]
+        )
+        info.add_metric([w.version], 1)
+        yield info
+        yield GaugeMetricFamily("monitor_watchlist_rules", "Rules in force.", value=w.rules)
+        yield CounterMetricFamily(
+            "monitor_watchlist_reloads",
+            "Watchlist edits that went live without a restart.",
+            value=w.reloads,
+        )
+        yield CounterMetricFamily(
+            "monitor_watchlist_reload_errors",
+            "Watchlist edits refused as invalid (the previous rules stayed in force).",
+            value=w.reload_errors,
+        )
+        yield GaugeMetricFamily(
+            "monitor_watchlist_reload_failing",
+            "1 when the watchlist file on disk is invalid and older rules are still in force.",
+            value=1 if w.last_error else 0,
+        )
+
+
+class DatabaseCollector(Collector):
+    """Gauges (and the alert counter) derived from the database at scrape time.
+
+    A failing database does not fail the scrape: `monitor_database_up` is 0 and the
+    database-derived families are left out, so the process metrics still arrive."""
+
+    def __init__(
+        self, engine: Engine, feeds: Mapping[str, dt.timedelta], channels: tuple[str, ...]
+    ) -> None:
+        self._engine = engine
+        self._feeds = dict(feeds)
+        self._channels = channels
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # families depend on the data; no registration-time queries
+
+    def collect(self) -> Iterable[Metric]:
+        started = time.monotonic()
+        try:
+            families = self._read()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("metrics_database_failed", error=type(exc).__name__)
+            families = []
+            up = 0
+        else:
+            up = 1
+        yield GaugeMetricFamily(
+            "monitor_database_up", "1 when the database answered this scrape.", value=up
+        )
+        yield GaugeMetricFamily(
+            "monitor_database_scrape_seconds",
+            "Time spent reading the database for this scrape.",
+            value=time.monotonic() - started,
+        )
+        yield from families
+
+    def _read(self) -> list[Metric]:
+        now = utcnow()
+        with self._engine.connect() as conn:
+            feeds = conn.execute(
+                sa.select(
+                    col(Feed.id),
+                    col(Feed.last_fetch_at),
+                    col(Feed.last_success_at),
+                    col(Feed.consecutive_errors),
+                )
+            ).all()
+            by_status = conn.execute(
+                sa.select(col(Delivery.channel), col(Delivery.status), sa.func.count()).group_by(
+                    col(Delivery.channel), col(Delivery.status)
+                )
+            ).all()
+            oldest = conn.execute(
+                sa.select(col(Delivery.channel), sa.func.min(col(Alert.created_at)))
+                .join(Alert, col(Alert.id) == col(Delivery.alert_id))
+                .where(col(Delivery.status) == "pending")
+                .group_by(col(Delivery.channel))
+            ).all()
+            alerts = conn.execute(
+                sa.select(col(Alert.rule_id), col(Alert.severity), sa.func.count()).group_by(
+                    col(Alert.rule_id), col(Alert.severity)
+                )
+            ).all()
+
+        states = dict.fromkeys(FEED_STATES, 0)
+        seen = set()
+        for fid, last_fetch, last_success, errors in feeds:
+            if fid not in self._feeds:
+                continue  # a feed removed from the config
+            seen.add(fid)
+            states[feed_state(last_fetch, last_success, errors, self._feeds[fid], now)] += 1
+        states["never"] += len(set(self._feeds) - seen)
+        feed_family = GaugeMetricFamily(
+            "monitor_feeds", "Configured feeds by health state.", labels=["state"]
+        )
+        for state, n in states.items():
+            feed_family.add_metric([state], n)
+
+        counts = {(ch, st): 0 for ch in self._channels for st in DELIVERY_STATES}
+        for channel, status, n in by_status:
+            counts[(channel, status)] = n
+        deliveries = GaugeMetricFamily(
+            "monitor_deliveries",
+            "Deliveries in the outbox by channel and status (pending, sent, dead).",
+            labels=["channel", "status"],
+        )
+        depth = GaugeMetricFamily(
+            "monitor_outbox_depth", "Deliveries waiting to be sent, by channel.", labels=["channel"]
+        )
+        for (channel, status), n in sorted(counts.items()):
+            deliveries.add_metric([channel, status], n)
+            if status == "pending":
+                depth.add_metric([channel], n)
+
+        age = GaugeMetricFamily(
+            "monitor_outbox_oldest_pending_age_seconds",
+            "Age of the oldest alert still waiting for delivery, by channel (0: none).",
+            labels=["channel"],
+        )
+        ages = dict.fromkeys(self._channels, 0.0)
+        for channel, created in oldest:
+            if created is not None:
+                created = _aware(created)
+                ages[channel] = max(0.0, (now - created).total_seconds())
+        for channel, seconds in sorted(ages.items()):
+            age.add_metric([channel], seconds)
+
+        alert_family = CounterMetricFamily(
+            "monitor_alerts",
+            "Alerts in the database by rule and severity (every process's; survives restarts).",
+            labels=["rule", "severity"],
+        )
+        for rule, severity, n in sorted(alerts):
+            alert_family.add_metric([rule, severity], n)
+        return [feed_family, deliveries, depth, age, alert_family]
+
+
+def feed_state(
+    last_fetch: dt.datetime | None,
+    last_success: dt.datetime | None,
+    errors: int,
+    interval: dt.timedelta,
+    now: dt.datetime,
+) -> str:
+    """never fetched; failing (the last fetch failed); stale (fetched fine once, but no
+    success for STALE_INTERVALS intervals); else ok."""
+    if last_fetch is None:
+        return "never"
+    if errors:
+        return "failing"
+    if last_success is None or now - _aware(last_success) > interval * STALE_INTERVALS:
+        return "stale"
+    return "ok"
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # Core selects bypass nothing (UTCDateTime applies), but a MIN() over it comes back raw.
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when)
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
