@@ -1,6 +1,7 @@
 """The alert stage: one module per channel behind one Notifier protocol; rendering apart.
 
     render.py    AlertMessage -> webhook JSON, email subject/text/HTML (pure)
+    digest.py    many AlertMessages -> one digest: webhook JSON, subject, text, HTML (pure)
     signing.py   Standard Webhooks v1 signature (HMAC-SHA256), by hand
     webhook.py   WebhookNotifier: signed POST, status -> DeliveryError mapping
     email.py     EmailNotifier: multipart email over SMTP (STARTTLS or implicit TLS)
@@ -13,6 +14,8 @@ returns (delivered) or raises DeliveryError, with `.permanent` (do not retry) an
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from monitor.models import AlertMessage
@@ -27,6 +30,15 @@ class Notifier(Protocol):
 
     async def send(self, msg: AlertMessage) -> None:
         """Deliver one alert, one attempt. Raises DeliveryError on failure; nothing else."""
+        ...
+
+    async def send_digest(
+        self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta
+    ) -> None:
+        """Deliver many alerts as one message (one email, one POST, one log event), one
+        attempt; `digest_id` (e.g. `dgst_<hex>`: no dots or whitespace) identifies it on every
+        retry, as the alert id does for `send`. An empty digest sends nothing. Raises
+        DeliveryError on failure; nothing else."""
         ...
 
     async def aclose(self) -> None:

@@ -1,4 +1,5 @@
-"""The email channel: one multipart/alternative message (text and HTML) per alert, via SMTP.
+"""The email channel: one multipart/alternative message (text and HTML) per alert, or per
+digest (many alerts, one email; see digest.py), via SMTP.
 
 Transport security, decided before a byte of the message or the login leaves:
 
@@ -33,14 +34,14 @@ import datetime as dt
 import email.policy
 import email.utils
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 import aiosmtplib
 import structlog
 
-from monitor.alert import render
+from monitor.alert import digest, render
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertMessage
 
@@ -105,40 +106,73 @@ class EmailNotifier:
 
     def message(self, msg: AlertMessage) -> EmailMessage:
         """The email for one alert (not yet sent)."""
+        return self._compose(
+            subject=render.email_subject(msg),
+            date=msg.created_at,
+            message_id=render.email_message_id(msg),
+            text=render.email_text(msg),
+            html=render.email_html(msg),
+        )
+
+    def digest_message(
+        self,
+        digest_id: str,
+        msgs: Sequence[AlertMessage],
+        window: dt.timedelta,
+        *,
+        now: dt.datetime | None = None,
+    ) -> EmailMessage:
+        """The email for a digest (not yet sent): dated `now`, Message-ID from digest_id."""
+        now = now or dt.datetime.now(dt.UTC)
+        return self._compose(
+            subject=digest.digest_subject(msgs, window),
+            date=now,
+            message_id=render.message_id(digest_id),
+            text=digest.digest_text(digest_id, msgs, window, now),
+            html=digest.digest_html(digest_id, msgs, window, now),
+        )
+
+    def _compose(
+        self, *, subject: str, date: dt.datetime, message_id: str, text: str, html: str
+    ) -> EmailMessage:
         m = EmailMessage(policy=email.policy.SMTP)
-        m["Subject"] = render.email_subject(msg)
+        m["Subject"] = subject
         m["From"] = self._sender
         m["To"] = ", ".join(self._to)
-        created = msg.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.UTC)
-        m["Date"] = email.utils.format_datetime(created.astimezone(dt.UTC))
-        m["Message-ID"] = render.email_message_id(msg)
+        if date.tzinfo is None:
+            date = date.replace(tzinfo=dt.UTC)
+        m["Date"] = email.utils.format_datetime(date.astimezone(dt.UTC))
+        m["Message-ID"] = message_id
         # RFC 3834: keeps vacation responders and the like from answering alerts.
         m["Auto-Submitted"] = "auto-generated"
-        m.set_content(render.email_text(msg), subtype="plain", cte="quoted-printable")
-        m.add_alternative(render.email_html(msg), subtype="html", cte="quoted-printable")
+        m.set_content(text, subtype="plain", cte="quoted-printable")
+        m.add_alternative(html, subtype="html", cte="quoted-printable")
         return m
 
     def message_bytes(self, msg: AlertMessage) -> bytes:
         """The exact bytes sent (CRLF line ends), checked to carry our header fields only."""
-        raw = self.message(msg).as_bytes()
-        head = BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
-        names = sorted(k.lower() for k in head)
-        if names != sorted(_HEADERS):
-            raise ValueError(f"refusing to send: unexpected header fields {names}")
-        return raw
+        return _checked_bytes(self.message(msg))
 
     # --- sending ------------------------------------------------------------------------
 
     async def send(self, msg: AlertMessage) -> None:
+        await self._send(lambda: self.message_bytes(msg))
+
+    async def send_digest(
+        self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta
+    ) -> None:
+        """One email listing every alert (see digest.py); an empty digest sends nothing."""
+        if msgs:
+            await self._send(lambda: _checked_bytes(self.digest_message(digest_id, msgs, window)))
+
+    async def _send(self, build: Callable[[], bytes]) -> None:
         if self._username is not None and not (self._tls or self._starttls):
             raise DeliveryError(
                 f"{self._where}: a login is never sent without TLS; set starttls or tls",
                 permanent=True,
             )
         try:
-            raw = self.message_bytes(msg)
+            raw = build()
         except (ValueError, TypeError) as exc:
             raise DeliveryError(
                 f"{self._where}: cannot build the message: {self._scrub(str(exc))}",
@@ -229,3 +263,14 @@ class EmailNotifier:
 
     async def aclose(self) -> None:
         """Nothing held between sends: one SMTP session per alert."""
+
+
+def _checked_bytes(message: EmailMessage) -> bytes:
+    """The exact bytes to send (CRLF line ends), refused unless they carry our header fields
+    only, whatever the email package made of the feed-provided subject."""
+    raw = message.as_bytes()
+    head = BytesParser(policy=email.policy.compat32).parsebytes(raw, headersonly=True)
+    names = sorted(k.lower() for k in head)
+    if names != sorted(_HEADERS):
+        raise ValueError(f"refusing to send: unexpected header fields {names}")
+    return raw

@@ -1,4 +1,5 @@
-"""The log channel: each alert as one structlog event `alert` on the `monitor.alert` logger.
+"""The log channel: each alert as one structlog event `alert` on the `monitor.alert` logger,
+each digest as one event `alert_digest`.
 
 The default channel when none is configured, and what `make run` shows for the seed demo, so
 the line carries the rule and the title. Feed text is put on one line (no forged log lines).
@@ -6,9 +7,12 @@ the line carries the rule and the title. Feed text is put on one line (no forged
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 import structlog
 
-from monitor.alert import render
+from monitor.alert import digest, render
 from monitor.models import AlertMessage
 
 
@@ -34,6 +38,24 @@ class LogNotifier:
             terms=[render.one_line(t) for t in msg.terms],
             snippet=render.one_line(msg.snippet, 300),
             also_reported_by=[render.one_line(s) for s in msg.also_reported_by],
+        )
+
+    async def send_digest(
+        self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta
+    ) -> None:
+        """One event `alert_digest` with the count, the severities and, for each alert, its
+        id, rule, severity and title (120 characters), in the order given. An empty digest
+        logs nothing."""
+        if not msgs:
+            return
+        self._log.info(
+            "alert_digest",
+            channel=self.name,
+            digest_id=digest_id,
+            window=digest.format_window(window),
+            count=len(msgs),
+            severities=dict(digest.severity_counts(msgs)),
+            alerts=digest.log_entries(msgs),
         )
 
     async def aclose(self) -> None:

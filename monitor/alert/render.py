@@ -105,8 +105,10 @@ def safe_link(url: str | None) -> str | None:
 # --- webhook -----------------------------------------------------------------------------
 
 
-def webhook_payload(msg: AlertMessage) -> dict[str, Any]:
-    """The webhook JSON body, exactly the shape in SPEC.md and docs/webhook-payload.schema.json."""
+def webhook_payload(msg: AlertMessage, *, summary_max: int = SUMMARY_MAX) -> dict[str, Any]:
+    """The webhook JSON body, exactly the shape in SPEC.md and docs/webhook-payload.schema.json.
+
+    `summary_max` is lower inside a digest (see digest.py), which carries many of these."""
     return {
         "type": "alert",
         "id": msg.id,
@@ -118,7 +120,7 @@ def webhook_payload(msg: AlertMessage) -> dict[str, Any]:
             "source": _valid_unicode(msg.source) if msg.source else None,
             "feed": msg.feed,
             "published_at": iso_utc(msg.published_at),
-            "summary": multi_line(msg.summary, SUMMARY_MAX),
+            "summary": multi_line(msg.summary, summary_max),
         },
         "match": {
             "terms": [_valid_unicode(t) for t in msg.terms],
@@ -129,6 +131,15 @@ def webhook_payload(msg: AlertMessage) -> dict[str, Any]:
 
 
 # --- email -------------------------------------------------------------------------------
+
+
+def header_safe(text: str, limit: int = SUBJECT_MAX) -> str:
+    """A header value built from feed text: one line, at most `limit` characters, and no
+    `=?` (see `email_subject`)."""
+    text = one_line(text, limit)
+    while "=?" in text:
+        text = text.replace("=?", "= ?")
+    return text
 
 
 def email_subject(msg: AlertMessage) -> str:
@@ -142,10 +153,7 @@ def email_subject(msg: AlertMessage) -> str:
     severity = one_line(msg.severity, 20).upper() or "ALERT"
     rule = one_line(msg.rule_name or msg.rule_id, 80)
     title = one_line(msg.title) or "(no title)"
-    subject = one_line(f"[{severity}] {rule}: {title}", SUBJECT_MAX)
-    while "=?" in subject:
-        subject = subject.replace("=?", "= ?")
-    return subject
+    return header_safe(f"[{severity}] {rule}: {title}")
 
 
 _ID_ATOM = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
@@ -154,13 +162,18 @@ _ID_ATOM = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 def email_message_id(msg: AlertMessage) -> str:
     """`<{alert id}@monitor>`: the same on every resend, so mail clients and archives can
     drop duplicates. An id that is not a plain dot-atom is replaced by its SHA-256."""
-    left = msg.id if len(msg.id) <= 128 and _ID_ATOM.fullmatch(msg.id) else ""
+    return message_id(msg.id)
+
+
+def message_id(key: str) -> str:
+    """`<{key}@monitor>` for an alert or digest id (SHA-256 of it when not a dot-atom)."""
+    left = key if len(key) <= 128 and _ID_ATOM.fullmatch(key) else ""
     if not left:
-        left = hashlib.sha256(msg.id.encode("utf-8", "replace")).hexdigest()[:40]
+        left = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:40]
     return f"<{left}@monitor>"
 
 
-def _when(value: dt.datetime | None) -> str:
+def when(value: dt.datetime | None) -> str:
     iso = iso_utc(value)
     return iso.replace("T", " ").replace("Z", " UTC") if iso else "unknown"
 
@@ -172,7 +185,7 @@ def _facts(msg: AlertMessage) -> list[tuple[str, str]]:
         ("Severity", one_line(msg.severity)),
         ("Source", one_line(msg.source) or "unknown"),
         ("Feed", one_line(msg.feed)),
-        ("Published", _when(msg.published_at)),
+        ("Published", when(msg.published_at)),
         ("Matched", ", ".join(one_line(t) for t in msg.terms)),
     ]
     if msg.also_reported_by:
@@ -197,24 +210,24 @@ def email_text(msg: AlertMessage) -> str:
     summary = multi_line(msg.summary, SUMMARY_MAX)
     if summary:
         lines += ["", summary]
-    lines += ["", "-- ", f"monitor alert {one_line(msg.id)}, created {_when(msg.created_at)}"]
+    lines += ["", "-- ", f"monitor alert {one_line(msg.id)}, created {when(msg.created_at)}"]
     return "\n".join(lines) + "\n"
 
 
-def _html_text(text: str) -> str:
+def html_text(text: str) -> str:
     """Escaped text with line breaks kept as <br>."""
     return "<br>\n".join(html.escape(line, quote=True) for line in text.split("\n"))
 
 
-def _html_snippet(snippet: str) -> str:
+def html_snippet(snippet: str) -> str:
     """The snippet escaped, with the matcher's «marks» shown as <mark>."""
     out: list[str] = []
     pos = 0
     for m in _MARK.finditer(snippet):
-        out.append(_html_text(snippet[pos : m.start()]))
-        out.append(f"<mark>{_html_text(m.group(1))}</mark>")
+        out.append(html_text(snippet[pos : m.start()]))
+        out.append(f"<mark>{html_text(m.group(1))}</mark>")
         pos = m.end()
-    out.append(_html_text(snippet[pos:]))
+    out.append(html_text(snippet[pos:]))
     return "".join(out)
 
 
@@ -240,13 +253,13 @@ def email_html(msg: AlertMessage) -> str:
     parts.append(f"<table>\n{rows}\n</table>")
     snippet = multi_line(msg.snippet)
     if snippet:
-        parts.append(f"<blockquote>{_html_snippet(snippet)}</blockquote>")
+        parts.append(f"<blockquote>{html_snippet(snippet)}</blockquote>")
     summary = multi_line(msg.summary, SUMMARY_MAX)
     if summary:
-        parts.append(f"<p>{_html_text(summary)}</p>")
+        parts.append(f"<p>{html_text(summary)}</p>")
     parts.append(
         f"<p><small>monitor alert {esc(one_line(msg.id))}, "
-        f"created {esc(_when(msg.created_at))}</small></p>"
+        f"created {esc(when(msg.created_at))}</small></p>"
     )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -1,4 +1,4 @@
-"""The webhook channel: one signed JSON POST per alert (Standard Webhooks).
+"""The webhook channel: one signed JSON POST per alert, or per digest (Standard Webhooks).
 
 Outcome of one attempt (shared/reference/standard-webhooks.md, "Delivery success and failure"):
 
@@ -23,12 +23,14 @@ import datetime as dt
 import email.utils
 import json
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from monitor import __version__
-from monitor.alert import render
+from monitor.alert import digest, render
 from monitor.alert.signing import decode_secret, sign
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertMessage
@@ -125,19 +127,29 @@ class WebhookNotifier:
         return render.one_line(text, 300)
 
     async def send(self, msg: AlertMessage) -> None:
+        await self._send(msg.id, lambda: render.webhook_payload(msg))
+
+    async def send_digest(
+        self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta
+    ) -> None:
+        """One POST of `{"type": "digest", ..., "alerts": [...]}` (docs/webhook-digest.schema
+        .json), signed alike, webhook-id = digest_id; an empty digest sends nothing."""
+        if msgs:
+            now = dt.datetime.now(dt.UTC)
+            await self._send(digest_id, lambda: digest.digest_payload(digest_id, msgs, window, now))
+
+    async def _send(self, msg_id: str, payload: Callable[[], dict[str, Any]]) -> None:
         try:
-            body = json.dumps(
-                render.webhook_payload(msg), ensure_ascii=False, separators=(",", ":")
-            ).encode("utf-8")
+            body = json.dumps(payload(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             timestamp = int(time.time())
             headers = {
                 "Content-Type": "application/json",
-                "webhook-id": msg.id,
+                "webhook-id": msg_id,
                 "webhook-timestamp": str(timestamp),
             }
             if self._secret is not None:
-                headers["webhook-signature"] = sign(self._secret, msg.id, timestamp, body)
-            elif not msg.id or any(ch.isspace() or ch == "." for ch in msg.id):
+                headers["webhook-signature"] = sign(self._secret, msg_id, timestamp, body)
+            elif not msg_id or any(ch.isspace() or ch == "." for ch in msg_id):
                 raise ValueError("webhook id must be non-empty, without '.' or whitespace")
         except (ValueError, TypeError) as exc:
             raise DeliveryError(
