@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint bench clean
+.PHONY: run test check lint bench clean container-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The image as a service: build it with podman (or docker), run it with no configuration, check
+# the log, /healthz, the HEALTHCHECK, /metrics and a clean stop (tests/test_container.py).
+# Skipped, saying so, without a container engine. CI runs it after `make test`.
+container-test: $(STAMP)
+	MONITOR_CONTAINER_TEST=1 $(BIN)/pytest -q -rs tests/test_container.py
 
 check: $(STAMP)
 	$(BIN)/monitor --config config/monitor.yaml check
