@@ -17,7 +17,15 @@ import pytest
 import structlog
 from referencing import Registry, Resource
 
-from monitor.alert import EmailNotifier, LogNotifier, Notifier, WebhookNotifier, digest, render
+from monitor.alert import (
+    AppriseNotifier,
+    EmailNotifier,
+    LogNotifier,
+    Notifier,
+    WebhookNotifier,
+    digest,
+    render,
+)
 from monitor.errors import DeliveryError
 from monitor.models import AlertMessage
 from tests.servers import SMTPServer, WebhookReceiver, make_alert
@@ -360,5 +368,6 @@ def test_every_channel_implements_the_protocol() -> None:
         LogNotifier("console"),
         EmailNotifier("e", to=["a@example.org"], sender="m@example.org", host="127.0.0.1"),
         WebhookNotifier("hook", "https://hooks.example.org/x", None),
+        AppriseNotifier("chat", ["json://127.0.0.1:9/x"]),
     ]
     assert all(isinstance(n, Notifier) for n in notifiers)

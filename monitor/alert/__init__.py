@@ -6,6 +6,7 @@
     webhook.py   WebhookNotifier: signed POST, status -> DeliveryError mapping
     email.py     EmailNotifier: multipart email over SMTP (STARTTLS or implicit TLS)
     log.py       LogNotifier: one structlog event per alert
+    apprise.py   AppriseNotifier: Slack, Discord, Telegram, ntfy, ... through Apprise URLs
 
 A notifier knows nothing of the database or of retries: it makes one attempt and either
 returns (delivered) or raises DeliveryError, with `.permanent` (do not retry) and
@@ -46,8 +47,16 @@ class Notifier(Protocol):
         ...
 
 
+from monitor.alert.apprise import AppriseNotifier, validate_apprise_urls  # noqa: E402
 from monitor.alert.email import EmailNotifier  # noqa: E402
 from monitor.alert.log import LogNotifier  # noqa: E402
 from monitor.alert.webhook import WebhookNotifier  # noqa: E402
 
-__all__ = ["EmailNotifier", "LogNotifier", "Notifier", "WebhookNotifier"]
+__all__ = [
+    "AppriseNotifier",
+    "EmailNotifier",
+    "LogNotifier",
+    "Notifier",
+    "WebhookNotifier",
+    "validate_apprise_urls",
+]
