@@ -265,9 +265,8 @@ class DatabaseCollector(Collector):
             labels=["channel"],
         )
         ages = dict.fromkeys(self._channels, 0.0)
-        for channel, created in oldest:
+        for channel, created in oldest:  # UTCDateTime: aware, MIN() included
             if created is not None:
-                created = _aware(created)
                 ages[channel] = max(0.0, (now - created).total_seconds())
         for channel, seconds in sorted(ages.items()):
             age.add_metric([channel], seconds)
@@ -295,13 +294,6 @@ def feed_state(
         return "never"
     if errors:
         return "failing"
-    if last_success is None or now - _aware(last_success) > interval * STALE_INTERVALS:
+    if last_success is None or now - last_success > interval * STALE_INTERVALS:
         return "stale"
     return "ok"
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    # Core selects bypass nothing (UTCDateTime applies), but a MIN() over it comes back raw.
-    if isinstance(when, str):
-        when = dt.datetime.fromisoformat(when)
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)

@@ -14,6 +14,7 @@ There is no authentication: bind it to a private interface, or put a proxy in fr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -115,19 +116,12 @@ class Server:
     async def health(self) -> tuple[bool, dict[str, object]]:
         running = self._running()
         database = await self.database_ok()
-        w = self._watchlist()
         healthy = running and database
         return healthy, {
             "status": "ok" if healthy else "unavailable",
             "scheduler": "running" if running else "stopped",
             "database": "ok" if database else "unreachable",
-            "watchlist": {
-                "version": w.version,
-                "rules": w.rules,
-                "reloads": w.reloads,
-                "reload_errors": w.reload_errors,
-                "last_error": w.last_error,
-            },
+            "watchlist": dataclasses.asdict(self._watchlist()),
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
         }
