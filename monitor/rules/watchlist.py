@@ -112,8 +112,11 @@ class Rule:
     compiled: CompiledQuery = field(repr=False, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Watchlist:
+    """A loaded, compiled watchlist; immutable (a reload builds a new one). Compare versions,
+    not objects."""
+
     version: str
     rules: tuple[Rule, ...]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
