@@ -134,7 +134,7 @@ class Container:
         self._follow = subprocess.Popen(
             [*engine.cmd, "logs", "-f", self.name],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,  # the container's stderr: a traceback if it crashed
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -143,7 +143,7 @@ class Container:
         assert self._follow.stdout is not None
         for line in self._follow.stdout:
             self.lines.append(line)
-            with contextlib.suppress(ValueError):  # podman's own messages
+            with contextlib.suppress(ValueError):  # a traceback, podman's own messages
                 self._events.put(json.loads(line))
 
     def wait_event(self, name: str, timeout: float) -> dict[str, object]:
@@ -166,8 +166,7 @@ class Container:
             self.name,
             check=False,
         )
-        log = self.engine.run("logs", self.name, check=False)
-        return f"state: {state.strip()}\nlog:\n{log}\nfollowed:\n{''.join(self.lines)}"
+        return f"state: {state.strip()}\nlog (stdout and stderr):\n{''.join(self.lines)}"
 
     def healthy(self, timeout: float = 60) -> None:
         """The image's own HEALTHCHECK passes."""
