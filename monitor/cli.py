@@ -43,6 +43,7 @@ class Env:
     def load(self) -> tuple[Settings, Watchlist]:
         if self._loaded is None:
             settings = load_settings(self.config)
+            scheduler.check_channels(settings, self.config)
             self._loaded = (settings, scheduler.load_rules(settings))
         return self._loaded
 

@@ -25,7 +25,7 @@ from monitor import db, store
 from monitor.alert import Notifier
 from monitor.errors import DeliveryError, FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.models import Alert, AlertMessage, Hit, Item, ItemData, utcnow
+from monitor.models import Alert, AlertMessage, Delivery, Hit, Item, ItemData, utcnow
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import Rule, Watchlist
 
@@ -49,6 +49,14 @@ class ChannelRoute:
     notifier: Notifier
     min_severity: str = "info"
     timeout: float = 30.0
+    digest: dt.timedelta | None = None  # hold alerts and send one digest per window
+    burst: int = 10  # more than this many due at once: one digest instead
+
+    @property
+    def lease(self) -> dt.timedelta:
+        """How long a claimed send is ours: past its timeout, so never taken twice while in
+        flight, and short, so a crashed process's sends are soon taken up again."""
+        return dt.timedelta(seconds=self.timeout + 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +69,12 @@ class RetryPolicy:
     lease: dt.timedelta = dt.timedelta(minutes=5)
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
-        backoff = min(self.cap, self.base * 2 ** max(0, attempts - 1))
-        backoff *= random.uniform(0.75, 1.0)  # spread retries of many deliveries apart
+        """Seconds until the next attempt: what the peer asked (Retry-After, RFC 9110
+        10.2.3), kept within 1 s and 24 h; else the backoff with jitter."""
         if retry_after is not None:
-            return min(max(backoff, retry_after), 24 * 3600.0)
-        return backoff
+            return min(max(retry_after, 1.0), 24 * 3600.0)
+        backoff = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        return backoff * random.uniform(0.75, 1.0)  # spread retries of many deliveries apart
 
 
 @dataclass
@@ -83,6 +92,7 @@ class Context:
     # Observers (metrics, tests): called with every feed outcome and delivery outcome.
     on_feed: list[Callable[[FeedOutcome], None]] = field(default_factory=list)
     on_delivery: list[Callable[[DeliveryOutcome], None]] = field(default_factory=list)
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)  # sends not awaited
 
 
 @dataclass
@@ -106,6 +116,7 @@ class DeliveryOutcome:
     severity: str
     result: str  # sent | retry | dead
     attempt: int
+    next_attempt: dt.datetime | None = None  # when a retry is due
 
 
 @dataclass
@@ -263,7 +274,7 @@ def _process(
             # unless the feed asks for backfill.
             if row.initialized or feed.backfill:
                 alerts = _cool_down(s, watchlist, _match(ctx, watchlist, feed, stored), now)
-                alert_ids = store.add_alerts(s, alerts, now)
+                alert_ids = store.add_alerts(s, alerts, now, _holds(ctx))
         store.record_success(
             s,
             row,
@@ -341,6 +352,11 @@ def _cool_down(
     return kept
 
 
+def _holds(ctx: Context) -> dict[str, dt.timedelta]:
+    """Digest channels hold each new alert until the end of their window."""
+    return {name: r.digest for name, r in ctx.channels.items() if r.digest is not None}
+
+
 def routes_for(rule: Rule, channels: Mapping[str, ChannelRoute]) -> tuple[str, ...]:
     """The channels a rule's alerts go to: its `notify` list (default every channel), less
     the channels whose minimum severity is above the rule's."""
@@ -403,7 +419,7 @@ def _backfill(
                 hit = rule.compiled.match(data, rule_id=rule.id)
                 if hit is not None:
                     alerts.append(_new_alert(ctx, rule, item_id, data, hit))
-            created += len(store.add_alerts(s, alerts, now))
+            created += len(store.add_alerts(s, alerts, now, _holds(ctx)))
             s.commit()
             after = page[-1][0]
 
@@ -434,13 +450,25 @@ class DeliveryReport:
     dead: int = 0
 
 
-async def deliver(ctx: Context, *, limit: int = 200) -> DeliveryReport:
-    """Send every due delivery once: claim it, send outside any transaction, record the
-    outcome (sent; retry later with backoff; or dead)."""
+async def deliver(ctx: Context, *, wait: bool = True, limit: int = 1000) -> DeliveryReport:
+    """Send every due delivery: claim it, send outside any transaction, record the outcome
+    (sent; retry later with backoff; or dead). Deliveries due together on a digest channel,
+    or more than the channel's `burst`, go out as one digest.
+
+    wait=False (the daemon) starts the sends and returns: a slow receiver then holds up only
+    its own sends (each is leased, so the next tick does not take it again), never the others.
+    The report then counts nothing; outcomes reach the observers and the log.
+    """
     now = utcnow()
-    claimed = await asyncio.to_thread(_claim_deliveries, ctx, now, limit)
+    units = await asyncio.to_thread(_claim_units, ctx, now, limit)
     report = DeliveryReport()
-    await asyncio.gather(*(_deliver_one(ctx, c, report) for c in claimed))
+    tasks = [asyncio.create_task(_send(ctx, unit, report)) for unit in units]
+    if wait:
+        await asyncio.gather(*tasks)
+    else:
+        for task in tasks:
+            ctx.inflight.add(task)
+            task.add_done_callback(ctx.inflight.discard)
     return report
 
 
@@ -452,20 +480,41 @@ class _Claimed:
     msg: AlertMessage
 
 
-def _claim_deliveries(ctx: Context, now: dt.datetime, limit: int) -> list[_Claimed]:
-    out = []
+def _claim_units(ctx: Context, now: dt.datetime, limit: int) -> list[list[_Claimed]]:
+    """Claim due deliveries; return them as send units (one alert, or a digest's alerts)."""
+    units: list[list[_Claimed]] = []
     with db.session(ctx.engine) as s:
+        by_channel: dict[str, list[Delivery]] = {}
         for d in store.due_deliveries(s, now, limit):
-            attempt = d.attempts + 1  # read before the claim's UPDATE refreshes the object
-            if not store.claim_delivery(s, d, now, ctx.retry.lease):
-                continue
-            s.commit()
-            alert = s.get(Alert, d.alert_id)
-            item = s.get(Item, alert.item_id) if alert else None
-            if alert is None or item is None:
-                continue
-            assert d.id is not None
-            out.append(_Claimed(d.id, d.channel, attempt, alert_message(alert, item)))
+            by_channel.setdefault(d.channel, []).append(d)
+        for channel, rows in by_channel.items():
+            route = ctx.channels.get(channel)
+            if route is not None and route.digest is not None:
+                rows = store.pending_deliveries(s, channel, now)  # the window's worth
+            claimed = _claim_rows(ctx, s, rows, now, route)
+            if route is not None and (route.digest is not None or len(claimed) > route.burst):
+                units.append(claimed)
+            else:
+                units.extend([c] for c in claimed)
+    return [u for u in units if u]
+
+
+def _claim_rows(
+    ctx: Context, s: Session, rows: Sequence[Delivery], now: dt.datetime, route: ChannelRoute | None
+) -> list[_Claimed]:
+    lease = route.lease if route is not None else ctx.retry.lease
+    out = []
+    for d in rows:
+        attempt = d.attempts + 1  # read before the claim's UPDATE refreshes the object
+        if not store.claim_delivery(s, d, now, lease):
+            continue
+        s.commit()
+        alert = s.get(Alert, d.alert_id)
+        item = s.get(Item, alert.item_id) if alert else None
+        if alert is None or item is None:
+            continue
+        assert d.id is not None
+        out.append(_Claimed(d.id, d.channel, attempt, alert_message(alert, item)))
     return out
 
 
@@ -489,70 +538,93 @@ def alert_message(alert: Alert, item: Item) -> AlertMessage:
     )
 
 
-async def _deliver_one(ctx: Context, d: _Claimed, report: DeliveryReport) -> None:
-    msg = d.msg
-    route = ctx.channels.get(d.channel)
-    error: DeliveryError | None
+def digest_id(unit: Sequence[_Claimed]) -> str:
+    """The same alerts give the same digest id, so a retried digest keeps its webhook-id
+    and Message-ID."""
+    ids = ",".join(sorted(c.msg.id for c in unit))
+    return "dgst_" + hashlib.sha256(ids.encode()).hexdigest()[:28]
+
+
+async def _send(ctx: Context, unit: list[_Claimed], report: DeliveryReport) -> None:
+    channel = unit[0].channel
+    route = ctx.channels.get(channel)
+    batch = route is not None and (route.digest is not None or len(unit) > 1)
+    batch_id = digest_id(unit) if batch else None
+    error: DeliveryError | None = None
     if route is None:
-        error = DeliveryError(f"channel {d.channel!r} is no longer configured", permanent=True)
+        error = DeliveryError(f"channel {channel!r} is no longer configured", permanent=True)
     else:
         try:
             async with asyncio.timeout(route.timeout + 5):
-                await route.notifier.send(msg)
-            error = None
+                if batch_id is not None:
+                    window = route.digest or dt.timedelta(0)
+                    await route.notifier.send_digest(batch_id, [c.msg for c in unit], window)
+                else:
+                    await route.notifier.send(unit[0].msg)
         except TimeoutError:
             error = DeliveryError(f"no answer within {route.timeout:g}s")
         except DeliveryError as exc:
             error = exc
     now = utcnow()
+    ids = [c.id for c in unit]
+    attempt = max(c.attempt for c in unit)
+    alert_ids = [c.msg.id for c in unit]
     if error is None:
-        await asyncio.to_thread(_settle, ctx, d.id, None, None, now)
-        report.sent += 1
-        log.info("delivered", alert=msg.id, channel=d.channel, attempt=d.attempt)
-        _observe(ctx, d, "sent")
+        await asyncio.to_thread(_settle, ctx, ids, None, None, now, batch_id)
+        report.sent += len(unit)
+        log.info("delivered", channel=channel, alerts=alert_ids, digest=batch_id, attempt=attempt)
+        _observe(ctx, unit, "sent")
         return
-    give_up = error.permanent or d.attempt >= ctx.retry.max_attempts
-    nxt = (
-        None
-        if give_up
-        else now + dt.timedelta(seconds=ctx.retry.delay(d.attempt, error.retry_after))
-    )
-    await asyncio.to_thread(_settle, ctx, d.id, str(error), nxt, now)
-    _observe(ctx, d, "dead" if give_up else "retry")
+    give_up = error.permanent or attempt >= ctx.retry.max_attempts
+    delay = ctx.retry.delay(attempt, error.retry_after)
+    nxt = None if give_up else now + dt.timedelta(seconds=delay)
+    await asyncio.to_thread(_settle, ctx, ids, str(error), nxt, now, None)
+    _observe(ctx, unit, "dead" if give_up else "retry", nxt)
     if give_up:
-        report.dead += 1
+        report.dead += len(unit)
         log.error(
-            "delivery_dead", alert=msg.id, channel=d.channel, attempts=d.attempt, error=str(error)
+            "delivery_dead", channel=channel, alerts=alert_ids, attempts=attempt, error=str(error)
         )
     else:
-        report.failed += 1
+        report.failed += len(unit)
         log.warning(
             "delivery_retry",
-            alert=msg.id,
-            channel=d.channel,
-            attempts=d.attempt,
+            channel=channel,
+            alerts=alert_ids,
+            attempts=attempt,
             error=str(error),
             next_attempt=nxt.isoformat() if nxt else None,
         )
 
 
-def _observe(ctx: Context, d: _Claimed, result: str) -> None:
-    outcome = DeliveryOutcome(d.channel, d.msg.id, d.msg.rule_id, d.msg.severity, result, d.attempt)
-    for observe in ctx.on_delivery:
-        observe(outcome)
+def _observe(
+    ctx: Context, unit: Sequence[_Claimed], result: str, nxt: dt.datetime | None = None
+) -> None:
+    for c in unit:
+        outcome = DeliveryOutcome(
+            c.channel, c.msg.id, c.msg.rule_id, c.msg.severity, result, c.attempt, nxt
+        )
+        for observe in ctx.on_delivery:
+            observe(outcome)
 
 
 def _settle(
-    ctx: Context, delivery_id: int, error: str | None, nxt: dt.datetime | None, now: dt.datetime
+    ctx: Context,
+    delivery_ids: Sequence[int],
+    error: str | None,
+    nxt: dt.datetime | None,
+    now: dt.datetime,
+    batch_id: str | None,
 ) -> None:
     try:
         with db.session(ctx.engine) as s:
-            if error is None:
-                store.mark_sent(s, delivery_id, now)
-            else:
-                store.mark_failed(s, delivery_id, error, nxt)
+            for delivery_id in delivery_ids:
+                if error is None:
+                    store.mark_sent(s, delivery_id, now, digest_id=batch_id)
+                else:
+                    store.mark_failed(s, delivery_id, error, nxt)
             s.commit()
     except StoreError as exc:
         # The send happened; if we cannot record it, the lease expires and it is sent again
         # (at least once). Say so rather than fail the whole batch.
-        log.error("delivery_not_recorded", delivery=delivery_id, error=str(exc))
+        log.error("delivery_not_recorded", deliveries=list(delivery_ids), error=str(exc))

@@ -24,12 +24,20 @@ from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
 from monitor import db, logs, pipeline, server, yamlconf
-from monitor.alert import EmailNotifier, LogNotifier, Notifier, WebhookNotifier
+from monitor.alert import (
+    AppriseNotifier,
+    EmailNotifier,
+    LogNotifier,
+    Notifier,
+    WebhookNotifier,
+    validate_apprise_urls,
+)
+from monitor.alert.apprise import apprise_secrets, describe_apprise_url
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.metrics import Metrics, WatchlistStatus
 from monitor.rules import Watchlist, load_watchlist
-from monitor.settings import EmailChannel, LogChannel, Settings, WebhookChannel
+from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings, WebhookChannel
 
 log = structlog.get_logger("monitor.scheduler")
 
@@ -70,7 +78,33 @@ def load_rules(settings: Settings) -> Watchlist:
     return watchlist
 
 
-def make_notifier(name: str, ch: WebhookChannel | EmailChannel | LogChannel) -> Notifier:
+def check_channels(settings: Settings, config: str | Path) -> None:
+    """Apprise URLs must be ones Apprise can use; said at load time with FILE:LINE:COL (the
+    URL itself is never shown: it holds a token)."""
+    problems: list[str] = []
+    located = None
+    for name, ch in settings.channels.items():
+        if not isinstance(ch, AppriseChannel):
+            continue
+        bad = set(validate_apprise_urls(ch.urls))
+        for i, url in enumerate(ch.urls):
+            if url in bad:
+                if located is None:
+                    _data, located = yamlconf.load(config)
+                problems.append(
+                    located.problem(
+                        ("channels", name, "urls", i),
+                        f"channels.{name}.urls[{i}]: Apprise cannot use this URL "
+                        f"({describe_apprise_url(url)}); see the Apprise wiki for its form",
+                    )
+                )
+    if problems:
+        raise ConfigError(problems[0], problems=problems)
+
+
+def make_notifier(name: str, ch: AnyChannel) -> Notifier:
+    if isinstance(ch, AppriseChannel):
+        return AppriseNotifier(name, ch.urls, timeout=ch.timeout.total_seconds())
     if isinstance(ch, WebhookChannel):
         return WebhookNotifier(name, ch.url, ch.secret, timeout=ch.timeout.total_seconds())
     if isinstance(ch, EmailChannel):
@@ -91,8 +125,8 @@ def make_notifier(name: str, ch: WebhookChannel | EmailChannel | LogChannel) -> 
     return LogNotifier(name)
 
 
-def _timeout(ch: WebhookChannel | EmailChannel | LogChannel) -> float:
-    if isinstance(ch, WebhookChannel):
+def _timeout(ch: AnyChannel) -> float:
+    if isinstance(ch, WebhookChannel | AppriseChannel):
         return ch.timeout.total_seconds()
     if isinstance(ch, EmailChannel):
         return ch.smtp.timeout.total_seconds()
@@ -131,7 +165,10 @@ class Runtime:
 
 
 def build(settings: Settings, rules: Watchlist) -> Runtime:
-    logs.redact(settings.secrets())  # before anything can log them
+    apprise_urls = [
+        u for ch in settings.channels.values() if isinstance(ch, AppriseChannel) for u in ch.urls
+    ]
+    logs.redact(settings.secrets() | set(apprise_secrets(apprise_urls)))  # before any logging
     engine = db.make_engine(settings.database)
     db.upgrade(engine)
     poll = settings.poll
@@ -151,7 +188,9 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
     for name, ch in settings.effective_channels.items():
         n = make_notifier(name, ch)
         notifiers.append(n)
-        routes[name] = pipeline.ChannelRoute(n, ch.min_severity, _timeout(ch))
+        routes[name] = pipeline.ChannelRoute(
+            n, ch.min_severity, _timeout(ch), digest=ch.digest, burst=ch.burst
+        )
     feeds = {
         f.id: pipeline.FeedJob(
             id=f.id,
@@ -199,7 +238,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     close everything."""
     runtime = build(settings, rules)
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
-    running: set[asyncio.Task[object]] = set()
+    running: set[asyncio.Task[None]] = set()
 
     def job(fn: Callable[[], object], name: str) -> Callable[[], object]:
         async def wrapped() -> None:
@@ -233,7 +272,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         **common,
     )
     scheduler.add_job(
-        job(lambda: pipeline.deliver(runtime.ctx), "deliver"),
+        job(lambda: pipeline.deliver(runtime.ctx, wait=False), "deliver"),
         "interval",
         seconds=tick,
         id="deliver",
@@ -281,14 +320,15 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         )
         await stop.wait()
     finally:
-        log.info("stopping", running=len(running))
+        inflight = running | runtime.ctx.inflight
+        log.info("stopping", running=len(inflight))
         scheduler.shutdown(wait=False)
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-        if running:
+        if inflight:
             # In-flight fetches and deliveries get a few seconds; anything cut off is safe:
             # claimed feeds and deliveries become due again when their lease expires.
-            _done, pending = await asyncio.wait(running, timeout=8)
+            _done, pending = await asyncio.wait(inflight, timeout=8)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

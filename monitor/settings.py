@@ -86,7 +86,28 @@ class FeedSettings(Strict):
         raise ValueError(f"unsupported URL scheme {scheme!r}: use http, https or a local path")
 
 
-class WebhookChannel(Strict):
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class ChannelBase(Strict):
+    """What every channel has: routing by severity, and batching into digests."""
+
+    min_severity: Severity = Field(
+        "info", description="Alerts below this severity are not sent here."
+    )
+    digest: Duration | None = Field(
+        None,
+        description="Hold alerts and send one digest per window (e.g. 1h) instead of one each.",
+    )
+    burst: int = Field(
+        10,
+        ge=1,
+        description="More than this many alerts due at once go out as one digest, so a burst "
+        "of matches never becomes a flood of messages.",
+    )
+
+
+class WebhookChannel(ChannelBase):
     type: Literal["webhook"] = Field(description="`webhook`: a signed JSON POST per alert.")
     url: str = Field(description="Where alerts are POSTed.")
     secret: str | None = Field(
@@ -94,9 +115,6 @@ class WebhookChannel(Strict):
     )
     timeout: Duration = Field(
         dt.timedelta(seconds=15), description="Deadline per delivery attempt."
-    )
-    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
-        "info", description="Alerts below this severity are not sent here."
     )
 
     @field_validator("url")
@@ -126,23 +144,30 @@ class SMTPSettings(Strict):
         return self
 
 
-class EmailChannel(Strict):
+class EmailChannel(ChannelBase):
     type: Literal["email"] = Field(description="`email`: one email per alert over SMTP.")
     to: tuple[str, ...] = Field(min_length=1, description="Recipients.")
     from_: str = Field(alias="from", description="Sender address.")
     smtp: SMTPSettings = Field(description="The SMTP server.")
-    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
-        "info", description="Alerts below this severity are not sent here."
-    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class LogChannel(Strict):
-    type: Literal["log"] = Field(description="`log`: alerts as log lines.")
-    min_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
-        "info", description="Alerts below this severity are not logged."
+class AppriseChannel(ChannelBase):
+    type: Literal["apprise"] = Field(
+        description="`apprise`: Slack, Discord, Telegram, ntfy, Matrix, Teams… via Apprise URLs."
     )
+    urls: tuple[str, ...] = Field(
+        min_length=1,
+        description="Apprise notification URLs, e.g. ${SLACK_URL}; keep tokens in env.",
+    )
+    timeout: Duration = Field(
+        dt.timedelta(seconds=30), description="Deadline per delivery attempt."
+    )
+
+
+class LogChannel(ChannelBase):
+    type: Literal["log"] = Field(description="`log`: alerts as log lines.")
 
 
 class ServerSettings(Strict):
@@ -175,7 +200,8 @@ def split_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-Channel = Annotated[WebhookChannel | EmailChannel | LogChannel, Field(discriminator="type")]
+AnyChannel = WebhookChannel | EmailChannel | AppriseChannel | LogChannel
+Channel = Annotated[AnyChannel, Field(discriminator="type")]
 
 
 class Settings(Strict):
@@ -204,7 +230,7 @@ class Settings(Strict):
         return (v,) if isinstance(v, str) else v
 
     @property
-    def effective_channels(self) -> Mapping[str, WebhookChannel | EmailChannel | LogChannel]:
+    def effective_channels(self) -> Mapping[str, AnyChannel]:
         """The configured channels, or one log channel `console` when none is configured."""
         return self.channels or {"console": LogChannel(type="log")}
 
@@ -226,6 +252,8 @@ class Settings(Strict):
                     found.add(ch.secret)
             elif isinstance(ch, EmailChannel) and ch.smtp.password:
                 found.add(ch.smtp.password)
+            elif isinstance(ch, AppriseChannel):
+                found.update(ch.urls)  # the whole URL: most services keep a token in it
         for url in urls:
             found |= url_secrets(url)
         return found
@@ -284,7 +312,13 @@ def reference_rows() -> list[tuple[str, str, str]]:
     walk(Settings, "")
     rows.append(("feeds[]", "", "Each feed:"))
     walk(FeedSettings, "feeds[].")
-    for kind, label in ((WebhookChannel, "webhook"), (EmailChannel, "email"), (LogChannel, "log")):
+    kinds = (
+        (WebhookChannel, "webhook"),
+        (EmailChannel, "email"),
+        (AppriseChannel, "apprise"),
+        (LogChannel, "log"),
+    )
+    for kind, label in kinds:
         walk(kind, f"channels.NAME ({label}).")
     return rows
 

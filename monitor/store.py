@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,10 +208,16 @@ def new_alert_id(now: float | None = None) -> str:
     return f"alrt_{ms:012x}{secrets.token_hex(8)}"
 
 
-def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -> list[str]:
-    """Insert alerts that do not exist yet for (rule, item), and a pending delivery for each
-    of their channels. Returns the ids of the alerts actually created. The unique constraint
-    on (rule_id, item_id) is the final word: a concurrent writer's row wins silently."""
+def add_alerts(
+    session: Session,
+    alerts: Sequence[NewAlert],
+    now: dt.datetime,
+    hold: Mapping[str, dt.timedelta] | None = None,
+) -> list[str]:
+    """Insert alerts that do not exist yet for (rule, item) or (rule, story), and a pending
+    delivery for each of their channels, due now or, for a channel in `hold` (digests), at
+    the end of its window. Returns the ids of the alerts actually created. The unique
+    constraints are the final word: a concurrent writer's row wins silently."""
     if not alerts:
         return []
     item_ids = {a.item_id for a in alerts}
@@ -246,8 +252,9 @@ def add_alerts(session: Session, alerts: Sequence[NewAlert], now: dt.datetime) -
             continue
         created.append(alert_id)
         for channel in a.channels:
+            due = now + (hold or {}).get(channel, dt.timedelta(0))
             session.add(
-                Delivery(alert_id=alert_id, channel=channel, status="pending", next_attempt_at=now)
+                Delivery(alert_id=alert_id, channel=channel, status="pending", next_attempt_at=due)
             )
     session.flush()
     return created
@@ -304,11 +311,32 @@ def claim_delivery(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def mark_sent(session: Session, delivery_id: int, now: dt.datetime) -> None:
+def mark_sent(
+    session: Session, delivery_id: int, now: dt.datetime, *, digest_id: str | None = None
+) -> None:
     session.execute(
         sa.update(Delivery)
         .where(col(Delivery.id) == delivery_id)
-        .values(status="sent", sent_at=now, last_error=None, next_attempt_at=None)
+        .values(
+            status="sent", sent_at=now, last_error=None, next_attempt_at=None, digest_id=digest_id
+        )
+    )
+
+
+def pending_deliveries(
+    session: Session, channel: str, now: dt.datetime, limit: int = 5000
+) -> list[Delivery]:
+    """A digest's worth: the channel's pending deliveries that are due or still held for
+    the window (never tried). Not those in flight or waiting to retry."""
+    return list(
+        session.exec(
+            select(Delivery)
+            .where(col(Delivery.channel) == channel)
+            .where(col(Delivery.status) == "pending")
+            .where(sa.or_(col(Delivery.attempts) == 0, col(Delivery.next_attempt_at) <= now))
+            .order_by(col(Delivery.id))
+            .limit(limit)
+        ).all()
     )
 
 

@@ -72,7 +72,7 @@ def test_no_channel_means_a_log_channel(tmp_path: Path) -> None:
         (
             "channels:\n  ops:\n    type: pager\n",
             "3:11",
-            "channels.ops.type: must be one of 'webhook', 'email', 'log'",
+            "channels.ops.type: must be one of 'webhook', 'email', 'apprise', 'log'",
         ),
         (
             "channels:\n  ops:\n    type: webhook\n    url: https://h\n    secret: ${NOPE}\n",

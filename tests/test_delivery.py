@@ -1,0 +1,213 @@
+"""Delivery that can be trusted, with real receivers on 127.0.0.1: retries with growing
+backoff and one webhook-id, dead deliveries kept visible, story dedup, digests and bursts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from monitor import db, pipeline, scheduler
+from monitor.cli import run_cli
+from monitor.models import Alert, Delivery
+from monitor.settings import load_settings
+from tests.feedserver import FeedServer, Route
+from tests.servers import SMTPServer, WebhookReceiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+FAST = pipeline.RetryPolicy(base=0.05, cap=1.0, max_attempts=6)
+
+
+def rss(*items: tuple[str, str]) -> bytes:
+    """items: (title, link)."""
+    body = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}#{t}</guid>"
+        f"<description>{t}. North Korea fired a missile, officials said.</description></item>"
+        for t, link in items
+    )
+    return (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>w</title>"
+        f"<link>https://example.org/</link><description>d</description>{body}</channel></rss>"
+    ).encode()
+
+
+def write_config(tmp_path: Path, feeds: str, channels: str, rules: str | None = None) -> Path:
+    (tmp_path / "watchlist.yaml").write_text(
+        rules
+        or "rules:\n  - {id: dprk, name: DPRK missile, query: North Korea + missile,"
+        " severity: high}\n"
+    )
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'watchlist.yaml'}\n"
+        "poll: {allow_private_networks: true}\n"
+        f"feeds:\n{feeds}channels:\n{channels}"
+    )
+    return config
+
+
+async def runtime_for(config: Path) -> AsyncIterator[scheduler.Runtime]:
+    settings = load_settings(config)
+    runtime = scheduler.build(settings, scheduler.load_rules(settings))
+    runtime.ctx.retry = FAST
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
+
+
+async def deliver_until(runtime: scheduler.Runtime, done: object, timeout: float = 15.0) -> None:
+    """Run delivery passes until done() is true; the deadline fails the test."""
+    deadline = time.monotonic() + timeout
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "deliveries did not settle in time"
+        await pipeline.deliver(runtime.ctx)
+        await asyncio.sleep(0.02)  # let the backoff come due; not a wait for the result
+
+
+@pytest.fixture
+def served(feed_server: FeedServer) -> FeedServer:
+    feed_server.routes["/a.xml"] = Route(rss(("Launch", "https://example.org/launch")))
+    return feed_server
+
+
+def feed_line(server: FeedServer, fid: str, path: str) -> str:
+    return f"  - {{id: {fid}, url: '{server.url(path)}', backfill: true}}\n"
+
+
+async def test_retries_keep_the_webhook_id_and_back_off(tmp_path: Path, served: FeedServer) -> None:
+    with WebhookReceiver(secret=SECRET, responses=[500, 500, 500, 200]) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(served, "a", "/a.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+        )
+        async for runtime in runtime_for(config):
+            waits: list[float] = []
+
+            def note(o: pipeline.DeliveryOutcome, waits: list[float] = waits) -> None:
+                if o.next_attempt is not None:
+                    waits.append((o.next_attempt - pipeline.utcnow()).total_seconds())
+
+            runtime.ctx.on_delivery.append(note)
+            await pipeline.poll(runtime.ctx)
+            await deliver_until(runtime, lambda: len(hook.requests) >= 4)
+            await pipeline.deliver(runtime.ctx)  # nothing more is due
+    requests = hook.requests
+    assert len(requests) == 4 and [r.reply for r in requests] == [500, 500, 500, 200]
+    assert all(r.verified for r in requests)
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    assert waits[0] < waits[1] < waits[2], waits  # backoff grows
+
+
+async def test_a_gone_receiver_is_dead_at_once_and_visible(
+    tmp_path: Path, served: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with WebhookReceiver(secret=SECRET, default=410) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(served, "a", "/a.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+        )
+        async for runtime in runtime_for(config):
+            await pipeline.poll(runtime.ctx)
+            report = await pipeline.deliver(runtime.ctx)
+            assert report.dead == 1
+            await pipeline.deliver(runtime.ctx)
+        assert len(hook.requests) == 1
+    capsys.readouterr()
+    assert run_cli(["--config", str(config), "alerts"]) == 0
+    out = capsys.readouterr().out
+    assert "ops: dead (1 attempts)" in out and "HTTP 410" in out
+    alert_id = out.split("alrt_")[1].split()[0]
+    assert run_cli(["--config", str(config), "alerts", "retry", f"alrt_{alert_id}"]) == 0
+
+
+async def test_the_same_story_in_three_feeds_alerts_once(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    story = ("Launch", "https://example.org/story?utm_source=a")
+    for name, extra in (("a", ""), ("b", "&utm_medium=b"), ("c", "#top")):
+        feed_server.routes[f"/{name}.xml"] = Route(rss((story[0], story[1] + extra)))
+    with WebhookReceiver(secret=SECRET) as hook:
+        feeds = "".join(feed_line(feed_server, n, f"/{n}.xml") for n in "abc")
+        config = write_config(
+            tmp_path, feeds, f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n"
+        )
+        async for runtime in runtime_for(config):
+            await pipeline.poll(runtime.ctx)
+            await pipeline.poll(runtime.ctx, everything=True)
+            await pipeline.deliver(runtime.ctx)
+            with db.session(runtime.engine) as s:
+                [alert] = s.exec(select(Alert)).all()
+        assert len(hook.requests) == 1
+    assert len(alert.also_reported_by) == 2
+    assert {alert.also_reported_by[0], alert.also_reported_by[1]} <= {"a", "b", "c"}
+
+
+def many_items(n: int) -> bytes:
+    return rss(*((f"Launch {i}", f"https://example.org/launch/{i}") for i in range(n)))
+
+
+async def test_a_digest_channel_sends_one_email_for_500_alerts(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/many.xml"] = Route(many_items(500))
+    with SMTPServer() as smtp:
+        config = write_config(
+            tmp_path,
+            feed_line(feed_server, "many", "/many.xml"),
+            "  mail:\n    type: email\n    to: [a@example.org]\n    from: m@example.org\n"
+            f"    digest: 3s\n"
+            f"    smtp: {{host: {smtp.host}, port: {smtp.port}, starttls: false}}\n",
+        )
+        async for runtime in runtime_for(config):
+            report = await pipeline.poll(runtime.ctx)
+            assert report.alerts == 500
+            first = await pipeline.deliver(runtime.ctx)
+            assert first.sent == 0  # held for the window
+            await deliver_until(runtime, lambda: len(smtp.messages) >= 1)
+            await pipeline.deliver(runtime.ctx)
+            with db.session(runtime.engine) as s:
+                rows = s.exec(select(Delivery)).all()
+        [mail] = smtp.messages
+    assert all(d.status == "sent" and d.digest_id for d in rows)
+    assert len({d.digest_id for d in rows}) == 1
+    text = mail.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert all(f"Launch {i}" in text for i in range(500))
+    assert "500" in mail.message["Subject"]
+
+
+async def test_a_burst_becomes_one_message_not_500(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.routes["/many.xml"] = Route(many_items(500))
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(feed_server, "many", "/many.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+        )
+        async for runtime in runtime_for(config):
+            await pipeline.poll(runtime.ctx)
+            await pipeline.deliver(runtime.ctx)
+        [request] = hook.requests
+    assert request.verified and request.json["type"] == "digest"
+    assert request.json["count"] == 500 and len(request.json["alerts"]) == 500
+
+
+def test_an_apprise_url_apprise_cannot_use_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        "",
+        "  chat:\n    type: apprise\n    urls: ['json://127.0.0.1:9/ok', 'nosuchservice://tok3n']\n",
+    )
+    config.write_text(config.read_text().replace("feeds:\n", "feeds: []\n"))
+    assert run_cli(["--config", str(config), "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:" in err and "channels.chat.urls[1]" in err
+    assert "tok3n" not in err  # the URL holds a token: never shown
