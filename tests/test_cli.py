@@ -71,7 +71,11 @@ def test_the_demo_daemon_alerts_on_the_seed_and_stops_cleanly(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "MONITOR_CONFIG": "config/monitor.yaml"},
+        env={
+            **os.environ,
+            "MONITOR_CONFIG": "config/monitor.yaml",
+            "MONITOR_LISTEN": "127.0.0.1:0",
+        },
     )
     try:
         lines = _lines(proc)

@@ -20,6 +20,7 @@ def config_for(tmp_path: Path, server: FeedServer, hook: WebhookReceiver) -> Pat
     config.write_text(
         f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'watchlist.yaml'}\n"
         "poll: {allow_private_networks: true, interval: 1s, jitter: 0s}\n"
+        "server: {listen: '127.0.0.1:0'}\n"
         f"feeds:\n  - {{id: a, url: '{server.url('/a.xml')}', backfill: true}}\n"
         f"channels:\n  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}, timeout: 1s}}\n"
     )

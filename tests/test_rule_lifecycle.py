@@ -39,6 +39,7 @@ def setup(tmp_path: Path, server: FeedServer, hook: WebhookReceiver, rules: str)
         f"database: sqlite:///{tmp_path}/m.db\n"
         f"watchlist: {tmp_path / 'watchlist.yaml'}\n"
         "poll: {allow_private_networks: true, interval: 1s, jitter: 0s}\n"
+        "server: {listen: '127.0.0.1:0'}\n"
         f"feeds:\n  - {{id: wire, url: '{server.url('/wire.xml')}'}}\n"
         f"channels:\n  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n"
     )
