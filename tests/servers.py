@@ -297,9 +297,12 @@ class _Handler:
 class _LoopbackController(Controller):
     """aiosmtpd's Controller on a socket bound before start (port 0: a free port)."""
 
-    def __init__(self, handler: Any, *, ssl_context: ssl.SSLContext | None, **kw: Any) -> None:
+    def __init__(
+        self, handler: Any, *, ssl_context: ssl.SSLContext | None, port: int = 0, **kw: Any
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind((LOOPBACK, 0))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((LOOPBACK, port))
         self._sock.listen(32)
         port = self._sock.getsockname()[1]
         super().__init__(handler, hostname=LOOPBACK, port=port, ssl_context=ssl_context, **kw)
@@ -329,6 +332,7 @@ class SMTPServer:
         auth_require_tls: bool = True,
         require_starttls: bool = False,
         replies: Iterable[str] = (),
+        port: int = 0,
     ) -> None:
         self.ca = trustme.CA()
         cert = self.ca.issue_cert(LOOPBACK, "localhost")
@@ -349,7 +353,7 @@ class SMTPServer:
         if auth is not None:
             kw["authenticator"] = self._authenticate
         self._controller = _LoopbackController(
-            _Handler(self), ssl_context=server_ctx if implicit_tls else None, **kw
+            _Handler(self), ssl_context=server_ctx if implicit_tls else None, port=port, **kw
         )
 
     @property

@@ -4,6 +4,7 @@ backoff and one webhook-id, dead deliveries kept visible, story dedup, digests a
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -211,3 +212,37 @@ def test_an_apprise_url_apprise_cannot_use_is_a_config_error(
     err = capsys.readouterr().err
     assert f"{config}:" in err and "channels.chat.urls[1]" in err
     assert "tok3n" not in err  # the URL holds a token: never shown
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_smtp_server_that_comes_back_gets_the_email_once(
+    tmp_path: Path, served: FeedServer
+) -> None:
+    port = free_port()  # nothing listens there yet: the first attempts are refused
+    config = write_config(
+        tmp_path,
+        feed_line(served, "a", "/a.xml"),
+        "  mail:\n    type: email\n    to: [a@example.org]\n    from: m@example.org\n"
+        f"    smtp: {{host: 127.0.0.1, port: {port}, starttls: false}}\n",
+    )
+    async for runtime in runtime_for(config):
+        await pipeline.poll(runtime.ctx)
+        refused = 0
+        deadline = time.monotonic() + 10
+        while refused < 2:  # two attempts refused, the second after its backoff
+            assert time.monotonic() < deadline
+            refused += (await pipeline.deliver(runtime.ctx)).failed
+        with SMTPServer(port=port) as smtp:
+            await deliver_until(runtime, lambda: len(smtp.messages) >= 1)
+            for _ in range(3):
+                await pipeline.deliver(runtime.ctx)
+            [mail] = smtp.messages
+        with db.session(runtime.engine) as s:
+            [row] = s.exec(select(Delivery)).all()
+    assert mail.message["Subject"] == "[HIGH] DPRK missile: Launch"
+    assert row.status == "sent" and row.attempts >= 3
