@@ -51,6 +51,7 @@ class ChannelRoute:
     timeout: float = 30.0
     digest: dt.timedelta | None = None  # hold alerts and send one digest per window
     burst: int = 10  # more than this many due at once: one digest instead
+    rate_limit: int | None = None  # messages per hour at most
 
     @property
     def lease(self) -> dt.timedelta:
@@ -489,14 +490,26 @@ def _claim_units(ctx: Context, now: dt.datetime, limit: int) -> list[list[_Claim
             by_channel.setdefault(d.channel, []).append(d)
         for channel, rows in by_channel.items():
             route = ctx.channels.get(channel)
+            budget = _budget(s, channel, route, now)
+            if budget == 0:
+                continue  # over the rate limit: they stay due and go together later
             if route is not None and route.digest is not None:
                 rows = store.pending_deliveries(s, channel, now)  # the window's worth
             claimed = _claim_rows(ctx, s, rows, now, route)
-            if route is not None and (route.digest is not None or len(claimed) > route.burst):
+            many = route is not None and len(claimed) > min(route.burst, budget)
+            if route is not None and (route.digest is not None or many):
                 units.append(claimed)
             else:
                 units.extend([c] for c in claimed)
     return [u for u in units if u]
+
+
+def _budget(s: Session, channel: str, route: ChannelRoute | None, now: dt.datetime) -> int:
+    """How many more messages the channel may send this hour (a large number if unlimited)."""
+    if route is None or route.rate_limit is None:
+        return 1 << 30
+    sent = store.messages_sent_since(s, channel, now - dt.timedelta(hours=1))
+    return max(0, route.rate_limit - sent)
 
 
 def _claim_rows(

@@ -189,7 +189,12 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         n = make_notifier(name, ch)
         notifiers.append(n)
         routes[name] = pipeline.ChannelRoute(
-            n, ch.min_severity, _timeout(ch), digest=ch.digest, burst=ch.burst
+            n,
+            ch.min_severity,
+            _timeout(ch),
+            digest=ch.digest,
+            burst=ch.burst,
+            rate_limit=ch.rate_limit,
         )
     feeds = {
         f.id: pipeline.FeedJob(

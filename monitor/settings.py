@@ -105,6 +105,12 @@ class ChannelBase(Strict):
         description="More than this many alerts due at once go out as one digest, so a burst "
         "of matches never becomes a flood of messages.",
     )
+    rate_limit: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many messages per hour (a digest counts as one); alerts over "
+        "the limit wait and then go out together as one digest.",
+    )
 
 
 class WebhookChannel(ChannelBase):

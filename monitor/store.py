@@ -323,6 +323,19 @@ def mark_sent(
     )
 
 
+def messages_sent_since(session: Session, channel: str, since: dt.datetime) -> int:
+    """Messages (not alerts) a channel has sent since then: a digest is one message."""
+    key = sa.func.coalesce(col(Delivery.digest_id), sa.cast(col(Delivery.id), sa.String))
+    return int(
+        session.exec(
+            select(sa.func.count(sa.distinct(key)))
+            .where(col(Delivery.channel) == channel)
+            .where(col(Delivery.status) == "sent")
+            .where(col(Delivery.sent_at) >= since)
+        ).one()
+    )
+
+
 def pending_deliveries(
     session: Session, channel: str, now: dt.datetime, limit: int = 5000
 ) -> list[Delivery]:

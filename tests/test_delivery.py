@@ -4,6 +4,7 @@ backoff and one webhook-id, dead deliveries kept visible, story dedup, digests a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -246,3 +247,30 @@ async def test_an_smtp_server_that_comes_back_gets_the_email_once(
             [row] = s.exec(select(Delivery)).all()
     assert mail.message["Subject"] == "[HIGH] DPRK missile: Launch"
     assert row.status == "sent" and row.attempts >= 3
+
+
+async def test_a_rate_limit_holds_alerts_then_sends_them_as_one(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/a.xml"] = Route(many_items(1))
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(feed_server, "a", "/a.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}, rate_limit: 2}}\n",
+        )
+        async for runtime in runtime_for(config):
+            for n in (1, 2, 7):  # 1 new alert, then 1, then 5
+                feed_server.routes["/a.xml"] = Route(many_items(n))
+                await pipeline.poll(runtime.ctx, everything=True)
+                await pipeline.deliver(runtime.ctx)
+            assert [r.json["type"] for r in hook.requests] == ["alert", "alert"]  # limit: 2/h
+            with db.session(runtime.engine) as s:  # an hour passes
+                for d in s.exec(select(Delivery).where(Delivery.status == "sent")).all():
+                    d.sent_at = pipeline.utcnow() - dt.timedelta(hours=2)
+                    s.add(d)
+                s.commit()
+            await pipeline.deliver(runtime.ctx)
+        assert len(hook.requests) == 3
+    held = hook.requests[2].json
+    assert held["type"] == "digest" and held["count"] == 5
