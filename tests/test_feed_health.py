@@ -1,0 +1,52 @@
+"""A failing feed is data, not an exception: its errors are counted, shown by `monitor
+feeds`, and it is asked less often while it keeps failing; it recovers by itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor import db, pipeline, scheduler
+from monitor.cli import run_cli
+from monitor.models import Feed
+from monitor.settings import load_settings
+from tests.feedserver import FeedServer, Route
+
+
+async def test_a_failing_feed_backs_off_and_recovers(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.routes["/f.xml"] = Route(status=503)
+    (tmp_path / "w.yaml").write_text("rules: []\n")
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
+        "poll: {allow_private_networks: true, interval: 1m, jitter: 0s}\n"
+        f"feeds:\n  - {{id: f, url: '{feed_server.url('/f.xml')}'}}\n"
+    )
+    settings = load_settings(config)
+    runtime = scheduler.build(settings, scheduler.load_rules(settings))
+    gaps = []
+    try:
+        for _ in range(3):
+            [outcome] = (await pipeline.poll(runtime.ctx, everything=True)).feeds
+            assert not outcome.ok and outcome.status == 503
+            with db.session(runtime.engine) as s:
+                row = s.get(Feed, "f")
+                assert row is not None and row.next_due_at and row.last_fetch_at
+                gaps.append((row.next_due_at - row.last_fetch_at).total_seconds())
+        assert gaps == [60, 120, 240]  # 1, 2, 4 intervals
+        capsys.readouterr()
+        assert run_cli(["--config", str(config), "feeds"]) == 0
+        table = capsys.readouterr().out
+        assert "503" in table and "HTTP 503" in table and "│ 3 " in table
+
+        feed_server.routes["/f.xml"] = Route(b"<rss version='2.0'><channel/></rss>")
+        [outcome] = (await pipeline.poll(runtime.ctx, everything=True)).feeds
+        assert outcome.ok
+        with db.session(runtime.engine) as s:
+            row = s.get(Feed, "f")
+            assert row is not None and row.consecutive_errors == 0 and row.last_error is None
+    finally:
+        await runtime.aclose()
