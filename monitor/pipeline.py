@@ -253,7 +253,7 @@ def _failed(
         row = store.get_feed(s, feed.id)
         # A broken feed is asked less often: 1, 2, 4 … up to 16 intervals (at most a day),
         # or what its server asked for with Retry-After, whichever is longer.
-        factor = min(2 ** row.consecutive_errors, 16)
+        factor = min(2**row.consecutive_errors, 16)
         backoff = min(feed.interval.total_seconds() * factor, 86400.0)
         nxt = _next_due(feed, now, max(backoff, retry_after or 0.0))
         store.record_failure(s, row, now=now, status=status, error=error, next_due=nxt)
