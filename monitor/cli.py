@@ -203,7 +203,8 @@ def alerts(ctx: click.Context, limit: int) -> None:
             _ago(a.created_at),
             a.rule_id,
             a.severity,
-            item.title[:60],
+            item.title[:60]
+            + (f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else ""),
             "\n".join(_delivery_line(d) for d in sorted(by_alert.get(a.id, []), key=_channel)),
         )
     out.print(table)

@@ -130,7 +130,7 @@ async def test_a_gone_receiver_is_dead_at_once_and_visible(
 
 
 async def test_the_same_story_in_three_feeds_alerts_once(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     story = ("Launch", "https://example.org/story?utm_source=a")
     for name, extra in (("a", ""), ("b", "&utm_medium=b"), ("c", "#top")):
@@ -148,6 +148,9 @@ async def test_the_same_story_in_three_feeds_alerts_once(
                 [alert] = s.exec(select(Alert)).all()
         assert len(hook.requests) == 1
     assert len(alert.also_reported_by) == 2
+    capsys.readouterr()
+    assert run_cli(["--config", str(config), "alerts"]) == 0
+    assert "(also: " in capsys.readouterr().out  # the other feeds are listed
     assert {alert.also_reported_by[0], alert.also_reported_by[1]} <= {"a", "b", "c"}
 
 
