@@ -24,6 +24,7 @@ a short word or a prefix; stop words last).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Final
@@ -57,20 +58,22 @@ Occ = tuple[int, int, int]  # (field, first token, end token exclusive)
 Evidence = tuple[int, int, int, bool, str]
 
 
-class Node:
+class Node(ABC):
     __slots__ = ()
 
+    @abstractmethod
     def test(self, ctx: ItemContext) -> bool:
-        raise NotImplementedError
+        """Whether the item satisfies this node."""
 
-    def explain(self, ctx: ItemContext, out: list[Evidence]) -> None:
+    def explain(self, ctx: ItemContext, out: list[Evidence]) -> None:  # noqa: B027 (no-op default)
         """Append evidence; only called where `test` is true and not under a NOT."""
 
     def positional(self) -> bool:
         return False
 
     def occ(self, ctx: ItemContext) -> list[Occ]:
-        raise NotImplementedError
+        """Where the node occurs (token spans); only positional nodes are asked."""
+        raise TypeError(f"{type(self).__name__} has no positions")  # positional() is False
 
     def children(self) -> Sequence[Node]:
         return ()
