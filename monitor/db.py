@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
@@ -70,7 +72,12 @@ def upgrade(engine: Engine) -> int:
         with engine.begin() as conn:
             current = conn.execute(sa.select(sa.func.max(_schema_version.c.version))).scalar()
             if current is None:
-                conn.execute(_schema_version.insert().values(version=SCHEMA_VERSION))
+                # Insert-or-ignore: processes starting together on a new database all try.
+                conn.execute(
+                    _insert(conn)(_schema_version)
+                    .values(version=SCHEMA_VERSION)
+                    .on_conflict_do_nothing()
+                )
                 current = SCHEMA_VERSION
             if current > SCHEMA_VERSION:
                 raise StoreError(
@@ -79,6 +86,10 @@ def upgrade(engine: Engine) -> int:
         return int(current)
     except SQLAlchemyError as exc:
         raise StoreError(f"database upgrade failed: {describe(exc)}") from exc
+
+
+def _insert(conn: sa.Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def ping(engine: Engine) -> bool:

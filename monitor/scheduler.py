@@ -33,7 +33,7 @@ from monitor.alert import (
     validate_apprise_urls,
 )
 from monitor.alert.apprise import apprise_secrets, describe_apprise_url
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.metrics import Metrics, WatchlistStatus
 from monitor.rules import Watchlist, load_watchlist
@@ -355,7 +355,10 @@ async def watch_rules(runtime: Runtime, stop: asyncio.Event) -> None:
     async for _changes in awatch(
         *folders, watch_filter=ours, stop_event=stop, debounce=300, step=50, recursive=False
     ):
-        await reload_rules(runtime)
+        try:
+            await reload_rules(runtime)
+        except Exception:  # the watcher must outlive any one failed reload
+            log.exception("watchlist_reload_crashed", keeping=runtime.rules.current.version)
 
 
 async def reload_rules(runtime: Runtime) -> bool:
@@ -372,7 +375,15 @@ async def reload_rules(runtime: Runtime) -> bool:
     live.last_error = None
     if fresh.version == live.current.version:
         return False
-    activated = await asyncio.to_thread(pipeline.activate, runtime.ctx, fresh)
+    try:
+        activated = await asyncio.to_thread(pipeline.activate, runtime.ctx, fresh)
+    except StoreError as exc:
+        # Recording when the new rules became active failed (the database): keep the rules
+        # in force, say so, and try again at the next change of the file.
+        live.last_error = f"activating the new rules failed: {exc}"
+        live.reload_errors += 1
+        log.error("watchlist_reload_failed", error=str(exc), keeping=live.current.version)
+        return False
     previous, live.current = live.current.version, fresh
     live.reloads += 1
     log.info(

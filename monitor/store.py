@@ -61,7 +61,8 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str]], now: dt.datet
     for feed_id, url in feeds:
         row = existing.get(feed_id)
         if row is None:
-            session.add(Feed(id=feed_id, url=url, next_due_at=now))
+            # Insert-or-ignore: several processes starting together all add the new feeds.
+            _insert_ignore(session, Feed, id=feed_id, url=url, next_due_at=now)
         elif row.url != url:
             row.url, row.etag, row.last_modified = url, None, None
             session.add(row)
@@ -395,12 +396,14 @@ def activate_rules(
 ) -> dict[str, RuleState]:
     """Record each rule's current fingerprint; a rule that is new or whose fingerprint
     changed becomes active `now` (and owes its backfill again). Returns every rule's state."""
+    # Insert-or-ignore first: several processes loading the same new rule at once must not
+    # fail on the primary key; whichever row won, every process then reads the same state.
+    for rule_id, fp in fingerprints.items():
+        _insert_ignore(session, RuleState, rule_id=rule_id, fingerprint=fp, active_since=now)
     states = {s.rule_id: s for s in session.exec(select(RuleState)).all()}
     for rule_id, fp in fingerprints.items():
-        state = states.get(rule_id)
-        if state is None:
-            state = RuleState(rule_id=rule_id, fingerprint=fp, active_since=now)
-        elif state.fingerprint != fp:
+        state = states[rule_id]
+        if state.fingerprint != fp:
             state.fingerprint, state.active_since, state.backfilled = fp, now, False
         else:
             continue

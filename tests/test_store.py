@@ -118,3 +118,32 @@ def test_retention_keeps_a_tombstone(engine) -> None:  # type: ignore[no-untyped
         s.commit()
         # The purged item is still known: it is not new when the feed shows it again.
         assert store.upsert_items(s, "f1", [item("old")], NOW) == []
+
+
+def test_processes_starting_together_do_not_trip_over_new_rows(engine) -> None:  # type: ignore[no-untyped-def]
+    """Two processes add the same new feed and the same new rule at once (a fresh database,
+    a rolling restart): the second waits for the first and neither fails."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with Session(engine) as b:
+                store.sync_feeds(b, [("f2", "http://example.org/2")], NOW)
+                store.activate_rules(b, {"r-new": "fp"}, NOW)
+                b.commit()
+        except BaseException as exc:  # reported to the test thread
+            errors.append(exc)
+
+    with Session(engine) as a:
+        store.sync_feeds(a, [("f2", "http://example.org/2")], NOW)
+        store.activate_rules(a, {"r-new": "fp"}, NOW)
+        other = threading.Thread(target=second)
+        other.start()  # its inserts wait on ours
+        a.commit()
+    other.join(timeout=30)
+    assert not other.is_alive() and errors == []
+    with Session(engine) as s:
+        assert store.due_feeds(s, ["f2"], NOW) == ["f2"]
+        assert set(store.activate_rules(s, {"r-new": "fp"}, NOW)) == {"r-new"}
