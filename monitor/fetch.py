@@ -18,13 +18,14 @@ A local path (given in the config only, never from a redirect) is read from disk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import hashlib
 import ipaddress
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,13 +171,28 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @contextlib.asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        """A place among the fetches in flight (all hosts, and this URL's host). The caller
+        may hold it across its own work, e.g. claiming the feed just before fetching, and
+        then fetch with in_slot=True."""
+        if is_local_path(url):
+            yield
+            return
+        async with self._all, self._hosts[urlsplit(url).hostname or ""]:
+            yield
+
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        in_slot: bool = False,
     ) -> FetchResult:
         if is_local_path(url):
             return await asyncio.to_thread(self._read_local, url, etag)
-        host = urlsplit(url).hostname or ""
-        async with self._all, self._hosts[host]:
+        async with contextlib.nullcontext() if in_slot else self.slot(url):
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.limits.timeout):

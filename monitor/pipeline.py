@@ -179,13 +179,24 @@ async def poll_feed(ctx: Context, feed: FeedJob, *, force: bool = False) -> Feed
 
 
 async def _poll_feed(ctx: Context, feed: FeedJob, force: bool) -> FeedOutcome | None:
-    now = utcnow()
-    claimed, etag, last_modified = await asyncio.to_thread(_claim, ctx, feed, now, force)
-    if not claimed:
-        return None
-    started = time.monotonic()
+    # Claim only once a fetch slot is ours: a feed queued behind slow fetches to its host is
+    # not leased meanwhile (its lease could run out and another process fetch it too).
     try:
-        result = await ctx.fetcher.fetch(feed.url, etag=etag, last_modified=last_modified)
+        async with ctx.fetcher.slot(feed.url):
+            claimed, etag, last_modified = await asyncio.to_thread(
+                _claim, ctx, feed, utcnow(), force
+            )
+            if not claimed:
+                return None
+            # The next due time counts from here, not from before a claim that had to wait.
+            now = utcnow()
+            started = time.monotonic()
+            result = await ctx.fetcher.fetch(
+                feed.url, etag=etag, last_modified=last_modified, in_slot=True
+            )
+    except FetchError as exc:
+        return await _fetch_failed(ctx, feed, now, started, exc)
+    try:
         parsed = None
         if not result.not_modified:
             parsed = await asyncio.to_thread(
@@ -195,19 +206,8 @@ async def _poll_feed(ctx: Context, feed: FeedJob, force: bool) -> FeedOutcome | 
                 base_url=result.url,
                 fetched_at=now,
             )
-    except (FetchError, ParseError) as exc:
-        status = getattr(exc, "status", None)
-        retry_after = getattr(exc, "retry_after", None)
-        await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), retry_after)
-        log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
-        return FeedOutcome(
-            feed.id,
-            ok=False,
-            status=status,
-            error=str(exc),
-            error_kind=type(exc).__name__,
-            elapsed=time.monotonic() - started,
-        )
+    except ParseError as exc:
+        return await _fetch_failed(ctx, feed, now, started, exc)
     outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
     outcome.elapsed = result.elapsed
     if outcome.new or outcome.alerts:
@@ -220,6 +220,24 @@ async def _poll_feed(ctx: Context, feed: FeedJob, force: bool) -> FeedOutcome | 
             alerts=outcome.alerts,
         )
     return outcome
+
+
+async def _fetch_failed(
+    ctx: Context, feed: FeedJob, now: dt.datetime, started: float, exc: FetchError | ParseError
+) -> FeedOutcome:
+    """A failed fetch or parse is data on the feed row, never an exception out of the cycle."""
+    status = getattr(exc, "status", None)
+    retry_after = getattr(exc, "retry_after", None)
+    await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), retry_after)
+    log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
+    return FeedOutcome(
+        feed.id,
+        ok=False,
+        status=status,
+        error=str(exc),
+        error_kind=type(exc).__name__,
+        elapsed=time.monotonic() - started,
+    )
 
 
 def _claim(

@@ -50,3 +50,41 @@ async def test_a_failing_feed_backs_off_and_recovers(
             assert row is not None and row.consecutive_errors == 0 and row.last_error is None
     finally:
         await runtime.aclose()
+
+
+async def test_a_feed_waiting_for_a_fetch_slot_is_not_leased_yet(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """With one fetch per host, a feed queued behind a slow one is claimed only when its own
+    fetch starts, so its lease cannot run out while it waits (and another process fetch it)."""
+    import asyncio
+    import time
+
+    body = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+    feed_server.routes["/slow.xml"] = Route(body, drip=0.02)  # about 1.2 s each
+    feed_server.routes["/next.xml"] = Route(body, drip=0.02)
+    (tmp_path / "w.yaml").write_text("rules: []\n")
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
+        "poll: {allow_private_networks: true, per_host: 1, jitter: 0s}\n"
+        f"feeds:\n  - {{id: slow, url: '{feed_server.url('/slow.xml')}'}}\n"
+        f"  - {{id: next, url: '{feed_server.url('/next.xml')}'}}\n"
+    )
+    settings = load_settings(config)
+    runtime = scheduler.build(settings, scheduler.load_rules(settings))
+    try:
+        cycle = asyncio.create_task(pipeline.poll(runtime.ctx))
+        deadline = time.monotonic() + 10
+        while not feed_server.requests:  # one of the two is being fetched
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)  # let the cycle run; the loop is bounded by the deadline
+        first = feed_server.requests[0].path.strip("/").removesuffix(".xml")
+        with db.session(runtime.engine) as s:
+            waiting = s.get(Feed, "next" if first == "slow" else "slow")
+            assert waiting is not None and waiting.next_due_at is not None
+            assert waiting.next_due_at <= pipeline.utcnow()  # still due: not claimed yet
+        report = await cycle
+        assert sorted(f.feed_id for f in report.feeds if f.ok) == ["next", "slow"]
+    finally:
+        await runtime.aclose()
