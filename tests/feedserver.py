@@ -31,6 +31,12 @@ class Request:
     status: int
 
 
+class _Server(ThreadingHTTPServer):
+    # A daemon opens dozens of connections at once; the default backlog of 5 would make the
+    # kernel drop the rest for a second and turn short timeouts into false failures.
+    request_queue_size = 128
+
+
 class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
@@ -47,7 +53,7 @@ class FeedServer:
             def do_GET(self) -> None:
                 server._serve(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -109,6 +109,10 @@ class ReceivedRequest:
     reply: int  # the status we answered
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    request_queue_size = 128  # many sends at once must not wait on the kernel's backlog
+
+
 class WebhookReceiver:
     """A real HTTP server that verifies Standard Webhooks signatures on every request.
 
@@ -131,7 +135,7 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._requests: _Recorder[ReceivedRequest] = _Recorder()
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
+        self._server = _HTTPServer((LOOPBACK, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
