@@ -35,6 +35,11 @@ class ConfigError(MonitorError):
         self.problems = problems or [message]
         super().__init__("\n".join(self.problems))
 
+    @classmethod
+    def of(cls, problems: list[str]) -> ConfigError:
+        """One error carrying every problem found (the first is its message)."""
+        return cls(problems[0], problems=problems)
+
 
 class QueryError(ConfigError):
     """A query that does not parse. `column` is 1-based within the query text."""

@@ -530,7 +530,7 @@ def _replace(real: Path, shown: Path, text: str, check: Callable[[Path], Any]) -
             check(tmp)
         except ConfigError as exc:
             problems = [p.replace(str(tmp), str(shown)) for p in exc.problems]
-            raise ConfigError(problems[0], problems=problems) from None
+            raise ConfigError.of(problems) from None
         os.replace(tmp, real)
     except OSError as exc:
         raise ConfigError(f"{shown}:1:1: cannot write: {exc.strerror}") from None

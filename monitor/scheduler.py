@@ -74,7 +74,7 @@ def load_rules(settings: Settings) -> Watchlist:
                         )
                     )
     if problems:
-        raise ConfigError(problems[0], problems=problems)
+        raise ConfigError.of(problems)
     return watchlist
 
 
@@ -99,7 +99,7 @@ def check_channels(settings: Settings, config: str | Path) -> None:
                     )
                 )
     if problems:
-        raise ConfigError(problems[0], problems=problems)
+        raise ConfigError.of(problems)
 
 
 def make_notifier(name: str, ch: AnyChannel) -> Notifier:

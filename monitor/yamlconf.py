@@ -83,7 +83,7 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Any, L
     problems: list[str] = []
     data = _plain(tree, (), located, env if env is not None else os.environ, problems)
     if problems:
-        raise ConfigError(problems[0], problems=problems)
+        raise ConfigError.of(problems)
     return data, located
 
 
@@ -139,7 +139,7 @@ def validate(
         return model.model_validate(data if data is not None else {}, context=context)
     except ValidationError as exc:
         problems = [_describe(err, located) for err in exc.errors()]
-        raise ConfigError(problems[0], problems=problems) from None
+        raise ConfigError.of(problems) from None
 
 
 def _describe(err: Any, located: Located) -> str:

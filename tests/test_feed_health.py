@@ -3,6 +3,8 @@ feeds`, and it is asked less often while it keeps failing; it recovers by itself
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -14,19 +16,25 @@ from monitor.settings import load_settings
 from tests.feedserver import FeedServer, Route
 
 
-async def test_a_failing_feed_backs_off_and_recovers(
-    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    feed_server.routes["/f.xml"] = Route(status=503)
+def start(tmp_path: Path, poll: str, feeds: str) -> tuple[Path, scheduler.Runtime]:
+    """A config with no rules, these poll settings and feeds; the stages built from it."""
     (tmp_path / "w.yaml").write_text("rules: []\n")
     config = tmp_path / "monitor.yaml"
     config.write_text(
         f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
-        "poll: {allow_private_networks: true, interval: 1m, jitter: 0s}\n"
-        f"feeds:\n  - {{id: f, url: '{feed_server.url('/f.xml')}'}}\n"
+        f"poll: {{allow_private_networks: true, jitter: 0s, {poll}}}\nfeeds:\n{feeds}"
     )
     settings = load_settings(config)
-    runtime = scheduler.build(settings, scheduler.load_rules(settings))
+    return config, scheduler.build(settings, scheduler.load_rules(settings))
+
+
+async def test_a_failing_feed_backs_off_and_recovers(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.routes["/f.xml"] = Route(status=503)
+    config, runtime = start(
+        tmp_path, "interval: 1m", f"  - {{id: f, url: '{feed_server.url('/f.xml')}'}}\n"
+    )
     gaps = []
     try:
         for _ in range(3):
@@ -57,22 +65,15 @@ async def test_a_feed_waiting_for_a_fetch_slot_is_not_leased_yet(
 ) -> None:
     """With one fetch per host, a feed queued behind a slow one is claimed only when its own
     fetch starts, so its lease cannot run out while it waits (and another process fetch it)."""
-    import asyncio
-    import time
-
     body = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
     feed_server.routes["/slow.xml"] = Route(body, drip=0.02)  # about 1.2 s each
     feed_server.routes["/next.xml"] = Route(body, drip=0.02)
-    (tmp_path / "w.yaml").write_text("rules: []\n")
-    config = tmp_path / "monitor.yaml"
-    config.write_text(
-        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
-        "poll: {allow_private_networks: true, per_host: 1, jitter: 0s}\n"
-        f"feeds:\n  - {{id: slow, url: '{feed_server.url('/slow.xml')}'}}\n"
-        f"  - {{id: next, url: '{feed_server.url('/next.xml')}'}}\n"
+    _config, runtime = start(
+        tmp_path,
+        "per_host: 1",
+        f"  - {{id: slow, url: '{feed_server.url('/slow.xml')}'}}\n"
+        f"  - {{id: next, url: '{feed_server.url('/next.xml')}'}}\n",
     )
-    settings = load_settings(config)
-    runtime = scheduler.build(settings, scheduler.load_rules(settings))
     try:
         cycle = asyncio.create_task(pipeline.poll(runtime.ctx))
         deadline = time.monotonic() + 10

@@ -376,7 +376,7 @@ def load_watchlist(
     ]
     if loader.problems:
         found = sorted(loader.problems, key=lambda p: _position(p, path_list))
-        raise ConfigError(found[0], problems=found)
+        raise ConfigError.of(found)
 
     rules: list[Rule] = []
     for f, results in zip(files, compiled, strict=True):
