@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, make_url  # Engine: re-exported for the callers
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
@@ -73,11 +73,7 @@ def upgrade(engine: Engine) -> int:
             current = conn.execute(sa.select(sa.func.max(_schema_version.c.version))).scalar()
             if current is None:
                 # Insert-or-ignore: processes starting together on a new database all try.
-                conn.execute(
-                    _insert(conn)(_schema_version)
-                    .values(version=SCHEMA_VERSION)
-                    .on_conflict_do_nothing()
-                )
+                insert_ignore(conn, _schema_version, version=SCHEMA_VERSION)
                 current = SCHEMA_VERSION
             if current > SCHEMA_VERSION:
                 raise StoreError(
@@ -88,8 +84,14 @@ def upgrade(engine: Engine) -> int:
         raise StoreError(f"database upgrade failed: {describe(exc)}") from exc
 
 
-def _insert(conn: sa.Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+def insert_ignore(conn: sa.Connection | Session, table: Any, **values: object) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING against every unique constraint of the table, on
+    either backend; whether a row was inserted."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing()
+    # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
+    return conn.execute(stmt.returning(sa.literal(1))).first() is not None
 
 
 def ping(engine: Engine) -> bool:

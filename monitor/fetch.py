@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hashlib
 import ipaddress
 import socket
@@ -41,6 +40,7 @@ from monitor.errors import (
     FetchTimeout,
     FetchTooLarge,
 )
+from monitor.web import parse_retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,17 +299,3 @@ def _check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise FetchBlocked(f"scheme {scheme or '(none)'!r} is not fetched; only http and https")
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds (RFC 9110 10.2.3: delay-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 import structlog
 from prometheus_client import (
     CollectorRegistry,
@@ -34,12 +33,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy.engine import Engine
-from sqlmodel import col
 
-from monitor import __version__
-from monitor.models import Alert, Delivery, Feed, utcnow
-from monitor.pipeline import DeliveryOutcome, FeedOutcome
+from monitor import __version__, db, store
+from monitor.db import Engine
+from monitor.errors import StoreError
+from monitor.models import utcnow
+from monitor.outcomes import DeliveryOutcome, FeedOutcome
 
 log = structlog.get_logger("monitor.metrics")
 
@@ -185,8 +184,8 @@ class DatabaseCollector(Collector):
         started = time.monotonic()
         try:
             families = self._read()
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("metrics_database_failed", error=type(exc).__name__)
+        except StoreError as exc:
+            log.warning("metrics_database_failed", error=str(exc))
             families = []
             up = 0
         else:
@@ -203,39 +202,19 @@ class DatabaseCollector(Collector):
 
     def _read(self) -> list[Metric]:
         now = utcnow()
-        with self._engine.connect() as conn:
-            feeds = conn.execute(
-                sa.select(
-                    col(Feed.id),
-                    col(Feed.last_fetch_at),
-                    col(Feed.last_success_at),
-                    col(Feed.consecutive_errors),
-                )
-            ).all()
-            by_status = conn.execute(
-                sa.select(col(Delivery.channel), col(Delivery.status), sa.func.count()).group_by(
-                    col(Delivery.channel), col(Delivery.status)
-                )
-            ).all()
-            oldest = conn.execute(
-                sa.select(col(Delivery.channel), sa.func.min(col(Alert.created_at)))
-                .join(Alert, col(Alert.id) == col(Delivery.alert_id))
-                .where(col(Delivery.status) == "pending")
-                .group_by(col(Delivery.channel))
-            ).all()
-            alerts = conn.execute(
-                sa.select(col(Alert.rule_id), col(Alert.severity), sa.func.count()).group_by(
-                    col(Alert.rule_id), col(Alert.severity)
-                )
-            ).all()
-
+        with db.session(self._engine) as s:
+            snap = store.snapshot(s)
         states = dict.fromkeys(FEED_STATES, 0)
         seen = set()
-        for fid, last_fetch, last_success, errors in feeds:
-            if fid not in self._feeds:
+        for f in snap.feeds:
+            if f.id not in self._feeds:
                 continue  # a feed removed from the config
-            seen.add(fid)
-            states[feed_state(last_fetch, last_success, errors, self._feeds[fid], now)] += 1
+            seen.add(f.id)
+            interval = self._feeds[f.id]
+            state = feed_state(
+                f.last_fetch_at, f.last_success_at, f.consecutive_errors, interval, now
+            )
+            states[state] += 1
         states["never"] += len(set(self._feeds) - seen)
         feed_family = GaugeMetricFamily(
             "monitor_feeds", "Configured feeds by health state.", labels=["state"]
@@ -244,7 +223,7 @@ class DatabaseCollector(Collector):
             feed_family.add_metric([state], n)
 
         counts = {(ch, st): 0 for ch in self._channels for st in DELIVERY_STATES}
-        for channel, status, n in by_status:
+        for channel, status, n in snap.deliveries:
             counts[(channel, status)] = n
         deliveries = GaugeMetricFamily(
             "monitor_deliveries",
@@ -265,7 +244,7 @@ class DatabaseCollector(Collector):
             labels=["channel"],
         )
         ages = dict.fromkeys(self._channels, 0.0)
-        for channel, created in oldest:  # UTCDateTime: aware, MIN() included
+        for channel, created in snap.oldest_pending:  # UTCDateTime: aware, MIN() included
             if created is not None:
                 ages[channel] = max(0.0, (now - created).total_seconds())
         for channel, seconds in sorted(ages.items()):
@@ -276,7 +255,7 @@ class DatabaseCollector(Collector):
             "Alerts in the database by rule and severity (every process's; survives restarts).",
             labels=["rule", "severity"],
         )
-        for rule, severity, n in sorted(alerts):
+        for rule, severity, n in sorted(snap.alerts):
             alert_family.add_metric([rule, severity], n)
         return [feed_family, deliveries, depth, age, alert_family]
 

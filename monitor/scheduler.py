@@ -18,25 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
-from monitor import db, logs, pipeline, server, yamlconf
-from monitor.alert import (
-    AppriseNotifier,
-    EmailNotifier,
-    LogNotifier,
-    Notifier,
-    WebhookNotifier,
-    validate_apprise_urls,
-)
-from monitor.alert.apprise import apprise_secrets, describe_apprise_url
+from monitor import activation, db, delivery, logs, pipeline, server
+from monitor.alert import AppriseNotifier, EmailNotifier, LogNotifier, Notifier, WebhookNotifier
+from monitor.alert.apprise import apprise_secrets
+from monitor.alert.routes import ChannelRoute
+from monitor.config import load_rules
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.metrics import Metrics, WatchlistStatus
-from monitor.rules import Watchlist, load_watchlist
+from monitor.outcomes import CycleReport, DeliveryReport, FeedOutcome
+from monitor.rules import Watchlist
 from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings, WebhookChannel
 
 log = structlog.get_logger("monitor.scheduler")
@@ -51,55 +47,6 @@ def tick_seconds(settings: Settings) -> float:
         (settings.feed_interval(f).total_seconds() for f in settings.feeds), default=MAX_TICK
     )
     return max(1.0, min(MAX_TICK, shortest))
-
-
-def load_rules(settings: Settings) -> Watchlist:
-    """Load the watchlist and check that every `notify:` names a configured channel (a typo
-    there would otherwise silently send nothing)."""
-    paths = [Path(p) for p in settings.watchlist]
-    watchlist = load_watchlist(paths)
-    known = set(settings.effective_channels)
-    problems: list[str] = []
-    for path in paths:
-        data, located = yamlconf.load(path)
-        for i, rule in enumerate((data or {}).get("rules") or []):
-            notify = rule.get("notify") if isinstance(rule, dict) else None
-            for j, name in enumerate(notify if isinstance(notify, list) else []):
-                if name not in known:
-                    problems.append(
-                        located.problem(
-                            ("rules", i, "notify", j),
-                            f"rule {rule.get('id')!r}: notify names unknown channel {name!r}"
-                            f" (configured: {', '.join(sorted(known))})",
-                        )
-                    )
-    if problems:
-        raise ConfigError.of(problems)
-    return watchlist
-
-
-def check_channels(settings: Settings, config: str | Path) -> None:
-    """Apprise URLs must be ones Apprise can use; said at load time with FILE:LINE:COL (the
-    URL itself is never shown: it holds a token)."""
-    problems: list[str] = []
-    located = None
-    for name, ch in settings.channels.items():
-        if not isinstance(ch, AppriseChannel):
-            continue
-        bad = set(validate_apprise_urls(ch.urls))
-        for i, url in enumerate(ch.urls):
-            if url in bad:
-                if located is None:
-                    _data, located = yamlconf.load(config)
-                problems.append(
-                    located.problem(
-                        ("channels", name, "urls", i),
-                        f"channels.{name}.urls[{i}]: Apprise cannot use this URL "
-                        f"({describe_apprise_url(url)}); see the Apprise wiki for its form",
-                    )
-                )
-    if problems:
-        raise ConfigError.of(problems)
 
 
 def make_notifier(name: str, ch: AnyChannel) -> Notifier:
@@ -154,6 +101,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     ctx: pipeline.Context
+    outbox: delivery.Outbox
     rules: LiveRules
     notifiers: list[Notifier] = field(default_factory=list)
 
@@ -184,11 +132,11 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         )
     )
     notifiers: list[Notifier] = []
-    routes: dict[str, pipeline.ChannelRoute] = {}
+    routes: dict[str, ChannelRoute] = {}
     for name, ch in settings.effective_channels.items():
         n = make_notifier(name, ch)
         notifiers.append(n)
-        routes[name] = pipeline.ChannelRoute(
+        routes[name] = ChannelRoute(
             n,
             ch.min_severity,
             _timeout(ch),
@@ -217,8 +165,8 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         retention=settings.retention,
     )
     pipeline.sync(ctx)
-    pipeline.activate(ctx, rules)
-    return Runtime(settings, engine, ctx, live, notifiers)
+    activation.activate(ctx, rules)
+    return Runtime(settings, engine, ctx, delivery.Outbox(engine, routes), live, notifiers)
 
 
 async def run_once(
@@ -226,13 +174,13 @@ async def run_once(
     rules: Watchlist,
     *,
     everything: bool = False,
-    on_feed: Callable[[pipeline.FeedOutcome], None] | None = None,
-) -> tuple[pipeline.CycleReport, pipeline.DeliveryReport]:
+    on_feed: Callable[[FeedOutcome], None] | None = None,
+) -> tuple[CycleReport, DeliveryReport]:
     """One cycle over every due feed (or every feed), then every due delivery, then exit."""
     runtime = build(settings, rules)
     try:
         report = await pipeline.poll(runtime.ctx, everything=everything, on_done=on_feed)
-        delivered = await pipeline.deliver(runtime.ctx)
+        delivered = await delivery.deliver(runtime.outbox)
         return report, delivered
     finally:
         await runtime.aclose()
@@ -277,7 +225,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         **common,
     )
     scheduler.add_job(
-        job(lambda: pipeline.deliver(runtime.ctx, wait=False), "deliver"),
+        job(lambda: delivery.deliver(runtime.outbox, wait=False), "deliver"),
         "interval",
         seconds=tick,
         id="deliver",
@@ -295,13 +243,13 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     metrics = Metrics(
         runtime.engine,
         feeds={f.id: f.interval for f in runtime.ctx.feeds.values()},
-        channels=runtime.ctx.channels,
+        channels=runtime.outbox.channels,
         watchlist=lambda: watchlist_status(runtime.rules),
         running=lambda: bool(scheduler.running),
     )
     runtime.ctx.on_feed.append(metrics.observe_feed)
-    runtime.ctx.on_delivery.append(metrics.observe_delivery)
-    scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+    runtime.outbox.on_delivery.append(metrics.observe_delivery)
+    scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     watcher = asyncio.create_task(watch_rules(runtime, stop))
     log.info(
@@ -309,7 +257,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         feeds=len(runtime.ctx.feeds),
         rules=len(rules.rules),
         watchlist=rules.version,
-        channels=list(runtime.ctx.channels),
+        channels=list(runtime.outbox.channels),
         database=db.redact_url(settings.database),
     )
     http: server.Server | None = None
@@ -325,7 +273,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         )
         await stop.wait()
     finally:
-        inflight = running | runtime.ctx.inflight
+        inflight = running | runtime.outbox.inflight
         log.info("stopping", running=len(inflight))
         scheduler.shutdown(wait=False)
         watcher.cancel()
@@ -376,7 +324,7 @@ async def reload_rules(runtime: Runtime) -> bool:
     if fresh.version == live.current.version:
         return False
     try:
-        activated = await asyncio.to_thread(pipeline.activate, runtime.ctx, fresh)
+        activated = await asyncio.to_thread(activation.activate, runtime.ctx, fresh)
     except StoreError as exc:
         # Recording when the new rules became active failed (the database): keep the rules
         # in force, say so, and try again at the next change of the file.

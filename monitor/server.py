@@ -24,16 +24,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
-from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
-from monitor import __version__, db
+from monitor import __version__, db, store
+from monitor.db import Engine
 from monitor.metrics import CONTENT_TYPE, Metrics, WatchlistStatus
 from monitor.models import Alert, Item, utcnow
+from monitor.web import is_web_url
 
 log = structlog.get_logger("monitor.server")
 
@@ -170,13 +169,7 @@ async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def recent_alerts(engine: Engine, limit: int) -> list[tuple[Alert, Item]]:
     with db.session(engine) as s:
-        rows = s.exec(
-            select(Alert, Item)
-            .join(Item, col(Item.id) == col(Alert.item_id))
-            .order_by(col(Alert.created_at).desc(), col(Alert.id).desc())
-            .limit(limit)
-        ).all()
-        return [(a, i) for a, i in rows]
+        return [(r.alert, r.item) for r in store.recent_alerts(s, limit)]
 
 
 def atom_feed(rows: Sequence[tuple[Alert, Item]], *, self_url: str, now: dt.datetime) -> bytes:
@@ -190,7 +183,7 @@ def atom_feed(rows: Sequence[tuple[Alert, Item]], *, self_url: str, now: dt.date
     _text(feed, "updated", _time(newest))
     ET.SubElement(_text(feed, "author"), "name").text = "monitor"
     _text(feed, "generator", "monitor", version=__version__)
-    if _web_url(self_url):
+    if is_web_url(self_url):
         ET.SubElement(feed, "link", rel="self", type="application/atom+xml", href=self_url)
     for alert, item in rows:
         entry = ET.SubElement(feed, "entry")
@@ -200,7 +193,7 @@ def atom_feed(rows: Sequence[tuple[Alert, Item]], *, self_url: str, now: dt.date
         _text(entry, "updated", _time(alert.created_at or now))
         if item.published_at is not None:
             _text(entry, "published", _time(item.published_at))
-        if item.url and _web_url(item.url):
+        if item.url and is_web_url(item.url):
             ET.SubElement(entry, "link", rel="alternate", type="text/html", href=_clean(item.url))
         ET.SubElement(_text(entry, "author"), "name").text = _clean(item.source or item.feed_id)
         _text(entry, "category", term=alert.rule_id, label=rule)
@@ -220,7 +213,7 @@ def _summary(alert: Alert, item: Item) -> str:
     ]
     if alert.also_reported_by:
         lines.append("Also reported by: " + ", ".join(alert.also_reported_by))
-    if item.url and not _web_url(item.url):
+    if item.url and not is_web_url(item.url):
         lines.append(f"URL (not linked): {item.url}")
     lines.append(f"Alert {alert.id}")
     return "\n".join(lines).strip()
@@ -235,14 +228,6 @@ def _text(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -
 
 def _clean(value: str) -> str:
     return _NOT_XML.sub("", value)
-
-
-def _web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _time(when: dt.datetime) -> str:

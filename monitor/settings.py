@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor import yamlconf
 from monitor.errors import ConfigError
-from monitor.units import Duration, Size
+from monitor.severity import Severity
+from monitor.units import Duration, Size, format_duration
 
 DEFAULT_CONFIG = "config/monitor.yaml"
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 
@@ -84,9 +84,6 @@ class FeedSettings(Strict):
         if scheme == "file":
             return v
         raise ValueError(f"unsupported URL scheme {scheme!r}: use http, https or a local path")
-
-
-Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
 class ChannelBase(Strict):
@@ -337,11 +334,7 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def _show(value: Any) -> str:
     if isinstance(value, dt.timedelta):
-        secs = int(value.total_seconds())
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-            if secs and secs % size == 0:
-                return f"{secs // size}{unit}"
-        return f"{secs}s"
+        return format_duration(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(map(str, value)) + "]"
     if value is None:

@@ -1,4 +1,6 @@
-"""Durations (`30s`, `10m`, `1h`, `7d`) and sizes (`15MB`) as written in the YAML files."""
+"""Durations (`30s`, `10m`, `1h`, `7d`) and sizes (`15MB`) as written in the YAML files: read
+here (`parse_duration`, `parse_size`) and written here (`format_duration`), in the same
+notation wherever monitor shows a duration (docs, logs, digests, the CLI)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,24 @@ def parse_duration(value: Any) -> dt.timedelta:
     if not m:
         raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 1h or 7d")
     return dt.timedelta(seconds=float(m.group(1)) * _DUR_UNITS[m.group(2)])
+
+
+_UNITS_DOWN = (("d", 86_400), ("h", 3_600), ("m", 60))
+
+
+def format_duration(value: dt.timedelta | float, *, exact: bool = True) -> str:
+    """A duration in the notation of monitor.yaml, whole seconds (`0s` for nothing).
+
+    exact=True: the largest unit that divides it (`90m`, `2d`, `45s`), so it reads back the
+    same. exact=False: the largest unit it reaches, rounded down (`1h` for 100 minutes), for
+    "how long ago" displays.
+    """
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+    secs = max(round(seconds), 0)
+    for unit, size in _UNITS_DOWN:
+        if secs >= size and (not exact or secs % size == 0):
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
 
 
 def parse_size(value: Any) -> int:

@@ -17,6 +17,7 @@ import pytest
 import structlog
 from referencing import Registry, Resource
 
+from monitor import severity
 from monitor.alert import (
     AppriseNotifier,
     EmailNotifier,
@@ -123,7 +124,7 @@ def test_order_is_most_severe_first_then_as_given() -> None:
     msgs = burst(20)
     ordered = digest.ordered(msgs)
     assert ordered[0].severity == "critical"
-    ranks = [digest.SEVERITIES.index(m.severity) for m in ordered]
+    ranks = [-severity.rank(m.severity) for m in ordered]
     assert ranks == sorted(ranks)
     highs = [m.id for m in ordered if m.severity == "high"]
     assert highs == [m.id for m in msgs if m.severity == "high"]

@@ -14,7 +14,7 @@ import structlog
 from standardwebhooks import Webhook
 
 from monitor.alert import LogNotifier, Notifier, render, signing
-from monitor.alert.webhook import parse_retry_after
+from monitor.web import parse_retry_after
 from tests.servers import make_alert
 
 SCHEMA = json.loads(

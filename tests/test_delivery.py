@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from monitor import db, pipeline, scheduler
+from monitor import db, delivery, pipeline, scheduler
 from monitor.cli import run_cli
+from monitor.config import load_rules
 from monitor.models import Alert, Delivery
+from monitor.outcomes import DeliveryOutcome
 from monitor.settings import load_settings
 from tests.feedserver import FeedServer, Route
 from tests.servers import SMTPServer, WebhookReceiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-FAST = pipeline.RetryPolicy(base=0.05, cap=1.0, max_attempts=6)
+FAST = delivery.RetryPolicy(base=0.05, cap=1.0, max_attempts=6)
 
 
 def rss(*items: tuple[str, str]) -> bytes:
@@ -54,8 +56,8 @@ def write_config(tmp_path: Path, feeds: str, channels: str, rules: str | None = 
 
 async def runtime_for(config: Path) -> AsyncIterator[scheduler.Runtime]:
     settings = load_settings(config)
-    runtime = scheduler.build(settings, scheduler.load_rules(settings))
-    runtime.ctx.retry = FAST
+    runtime = scheduler.build(settings, load_rules(settings))
+    runtime.outbox.retry = FAST
     try:
         yield runtime
     finally:
@@ -67,7 +69,7 @@ async def deliver_until(runtime: scheduler.Runtime, done: object, timeout: float
     deadline = time.monotonic() + timeout
     while not done():  # type: ignore[operator]
         assert time.monotonic() < deadline, "deliveries did not settle in time"
-        await pipeline.deliver(runtime.ctx)
+        await delivery.deliver(runtime.outbox)
         await asyncio.sleep(0.02)  # let the backoff come due; not a wait for the result
 
 
@@ -91,14 +93,14 @@ async def test_retries_keep_the_webhook_id_and_back_off(tmp_path: Path, served: 
         async for runtime in runtime_for(config):
             waits: list[float] = []
 
-            def note(o: pipeline.DeliveryOutcome, waits: list[float] = waits) -> None:
+            def note(o: DeliveryOutcome, waits: list[float] = waits) -> None:
                 if o.next_attempt is not None:
                     waits.append((o.next_attempt - pipeline.utcnow()).total_seconds())
 
-            runtime.ctx.on_delivery.append(note)
+            runtime.outbox.on_delivery.append(note)
             await pipeline.poll(runtime.ctx)
             await deliver_until(runtime, lambda: len(hook.requests) >= 4)
-            await pipeline.deliver(runtime.ctx)  # nothing more is due
+            await delivery.deliver(runtime.outbox)  # nothing more is due
     requests = hook.requests
     assert len(requests) == 4 and [r.reply for r in requests] == [500, 500, 500, 200]
     assert all(r.verified for r in requests)
@@ -117,9 +119,9 @@ async def test_a_gone_receiver_is_dead_at_once_and_visible(
         )
         async for runtime in runtime_for(config):
             await pipeline.poll(runtime.ctx)
-            report = await pipeline.deliver(runtime.ctx)
+            report = await delivery.deliver(runtime.outbox)
             assert report.dead == 1
-            await pipeline.deliver(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
         assert len(hook.requests) == 1
     capsys.readouterr()
     assert run_cli(["--config", str(config), "alerts"]) == 0
@@ -143,7 +145,7 @@ async def test_the_same_story_in_three_feeds_alerts_once(
         async for runtime in runtime_for(config):
             await pipeline.poll(runtime.ctx)
             await pipeline.poll(runtime.ctx, everything=True)
-            await pipeline.deliver(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
             with db.session(runtime.engine) as s:
                 [alert] = s.exec(select(Alert)).all()
         assert len(hook.requests) == 1
@@ -173,10 +175,10 @@ async def test_a_digest_channel_sends_one_email_for_500_alerts(
         async for runtime in runtime_for(config):
             report = await pipeline.poll(runtime.ctx)
             assert report.alerts == 500
-            first = await pipeline.deliver(runtime.ctx)
+            first = await delivery.deliver(runtime.outbox)
             assert first.sent == 0  # held for the window
             await deliver_until(runtime, lambda: len(smtp.messages) >= 1)
-            await pipeline.deliver(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
             with db.session(runtime.engine) as s:
                 rows = s.exec(select(Delivery)).all()
         [mail] = smtp.messages
@@ -197,7 +199,7 @@ async def test_a_burst_becomes_one_message_not_500(tmp_path: Path, feed_server: 
         )
         async for runtime in runtime_for(config):
             await pipeline.poll(runtime.ctx)
-            await pipeline.deliver(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
         [request] = hook.requests
     assert request.verified and request.json["type"] == "digest"
     assert request.json["count"] == 500 and len(request.json["alerts"]) == 500
@@ -240,11 +242,11 @@ async def test_an_smtp_server_that_comes_back_gets_the_email_once(
         deadline = time.monotonic() + 10
         while refused < 2:  # two attempts refused, the second after its backoff
             assert time.monotonic() < deadline
-            refused += (await pipeline.deliver(runtime.ctx)).failed
+            refused += (await delivery.deliver(runtime.outbox)).failed
         with SMTPServer(port=port) as smtp:
             await deliver_until(runtime, lambda: len(smtp.messages) >= 1)
             for _ in range(3):
-                await pipeline.deliver(runtime.ctx)
+                await delivery.deliver(runtime.outbox)
             [mail] = smtp.messages
         with db.session(runtime.engine) as s:
             [row] = s.exec(select(Delivery)).all()
@@ -266,14 +268,14 @@ async def test_a_rate_limit_holds_alerts_then_sends_them_as_one(
             for n in (1, 2, 7):  # 1 new alert, then 1, then 5
                 feed_server.routes["/a.xml"] = Route(many_items(n))
                 await pipeline.poll(runtime.ctx, everything=True)
-                await pipeline.deliver(runtime.ctx)
+                await delivery.deliver(runtime.outbox)
             assert [r.json["type"] for r in hook.requests] == ["alert", "alert"]  # limit: 2/h
             with db.session(runtime.engine) as s:  # an hour passes
                 for d in s.exec(select(Delivery).where(Delivery.status == "sent")).all():
                     d.sent_at = pipeline.utcnow() - dt.timedelta(hours=2)
                     s.add(d)
                 s.commit()
-            await pipeline.deliver(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
         assert len(hook.requests) == 3
     held = hook.requests[2].json
     assert held["type"] == "digest" and held["count"] == 5

@@ -11,6 +11,7 @@ import pytest
 
 from monitor import db, pipeline, scheduler
 from monitor.cli import run_cli
+from monitor.config import load_rules
 from monitor.models import Feed
 from monitor.settings import load_settings
 from tests.feedserver import FeedServer, Route
@@ -25,7 +26,7 @@ def start(tmp_path: Path, poll: str, feeds: str) -> tuple[Path, scheduler.Runtim
         f"poll: {{allow_private_networks: true, jitter: 0s, {poll}}}\nfeeds:\n{feeds}"
     )
     settings = load_settings(config)
-    return config, scheduler.build(settings, scheduler.load_rules(settings))
+    return config, scheduler.build(settings, load_rules(settings))
 
 
 async def test_a_failing_feed_backs_off_and_recovers(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import FetchBlocked, FetchHTTPError, FetchTimeout, FetchTooLarge
-from monitor.fetch import Fetcher, FetchLimits, address_allowed, parse_retry_after
+from monitor.fetch import Fetcher, FetchLimits, address_allowed
+from monitor.web import parse_retry_after
 from tests.feedserver import FeedServer, Route
 
 FEED = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"

@@ -11,10 +11,11 @@ from ruamel.yaml import YAML
 from monitor.errors import QueryError
 from monitor.models import ItemData
 from monitor.rules import compile_query
-from monitor.rules.compiler import DEFAULT_FIELDS
-from monitor.rules.matcher import Entry, Matcher
+from monitor.rules.matcher import ACScanner, Entry, Matcher
+from monitor.rules.nodes import DEFAULT_FIELDS
 from monitor.rules.regexsafe import RegexTerm
 from monitor.rules.text import fold, token_spans, tokens
+from tests.rules_oracle import DictScanner
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: list[dict[str, Any]] = YAML(typ="safe").load(
@@ -47,9 +48,9 @@ def test_enough_cases() -> None:
     assert len(ids) == len(set(ids)), "case ids must be unique"
 
 
-@pytest.mark.parametrize("scanner", ["ac", "dict"])
+@pytest.mark.parametrize("scanner", [ACScanner, DictScanner], ids=["ac", "dict"])
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_rule_case(case: dict[str, Any], scanner: str) -> None:
+def test_rule_case(case: dict[str, Any], scanner: type[ACScanner | DictScanner]) -> None:
     groups = case.get("groups") or {}
     fields = case.get("rule_fields") or DEFAULT_FIELDS
     if "error" in case:

@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 from monitor import db, server
 from monitor.metrics import Metrics, WatchlistStatus, feed_state
 from monitor.models import Alert, Delivery, Feed, Item, utcnow
-from monitor.pipeline import DeliveryOutcome, FeedOutcome
+from monitor.outcomes import DeliveryOutcome, FeedOutcome
 from monitor.settings import split_listen
 from tests.feedserver import FeedServer, Route
 

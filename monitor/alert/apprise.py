@@ -174,12 +174,10 @@ class _Target:
     apprise: apprise.Apprise
 
 
-def _notify_type(severity: str) -> apprise.NotifyType:
-    severity = severity.lower()
-    rank = digest.SEVERITIES.index(severity) if severity in digest.SEVERITIES else 99
-    if rank == 0:
-        return apprise.NotifyType.FAILURE  # critical: red in most services
-    if rank == 1:
+def _notify_type(level: str) -> apprise.NotifyType:
+    if level.lower() == "critical":
+        return apprise.NotifyType.FAILURE  # red in most services
+    if level.lower() == "high":
         return apprise.NotifyType.WARNING
     return apprise.NotifyType.INFO
 

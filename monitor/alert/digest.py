@@ -20,8 +20,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from monitor import severity
 from monitor.alert import render
 from monitor.models import AlertMessage
+from monitor.units import format_duration
 
 DIGEST_FULL = 50
 """Alerts shown in full in a digest email or chat message; the rest get one line each."""
@@ -41,36 +43,21 @@ TITLE_MAX = 300
 LINK_MAX = 1000
 """A longer URL is not linked in a digest email (tracking URLs can run to many kilobytes)."""
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-"""Most severe first; a severity outside this list sorts last."""
-
-
-def _rank(severity: str) -> int:
-    try:
-        return SEVERITIES.index(severity.lower())
-    except ValueError:
-        return len(SEVERITIES)
-
 
 def ordered(msgs: Sequence[AlertMessage]) -> list[AlertMessage]:
     """Most severe first; within a severity, the order given (the order they were raised)."""
-    return sorted(msgs, key=lambda m: _rank(m.severity))
+    return severity.most_severe_first(msgs, lambda m: m.severity)
 
 
 def format_window(window: dt.timedelta) -> str:
-    """`1h`, `30m`, `90m`, `2d`, `45s`: the largest unit that divides the window exactly, in
-    the notation of monitor.yaml (whole seconds; `0s` for nothing)."""
-    seconds = max(round(window.total_seconds()), 0)
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """`1h`, `30m`, `90m`, `2d`, `45s`, in the notation of monitor.yaml."""
+    return format_duration(window)
 
 
 def severity_counts(msgs: Sequence[AlertMessage]) -> list[tuple[str, int]]:
     """[(severity, count)], most severe first."""
     counts = Counter(render.one_line(m.severity, 20).lower() or "alert" for m in msgs)
-    return sorted(counts.items(), key=lambda kv: (_rank(kv[0]), kv[0]))
+    return sorted(counts.items(), key=lambda kv: (-severity.rank(kv[0]), kv[0]))
 
 
 def headline(msgs: Sequence[AlertMessage], window: dt.timedelta) -> str:
@@ -88,8 +75,8 @@ def digest_subject(msgs: Sequence[AlertMessage], window: dt.timedelta) -> str:
     by_rule: dict[str, tuple[int, int]] = {}
     for m in msgs:
         name = render.one_line(m.rule_name or m.rule_id, 80)
-        rank, count = by_rule.get(name, (len(SEVERITIES), 0))
-        by_rule[name] = (min(rank, _rank(m.severity)), count + 1)
+        rank, count = by_rule.get(name, (1, 0))
+        by_rule[name] = (min(rank, -severity.rank(m.severity)), count + 1)
     rules = sorted(by_rule, key=lambda r: (by_rule[r][0], -by_rule[r][1], r))
     subject = f"[monitor] {headline(msgs, window)}"
     if rules:
@@ -119,8 +106,8 @@ def digest_payload(
 
 
 def _label(msg: AlertMessage) -> str:
-    severity = render.one_line(msg.severity, 20).upper() or "ALERT"
-    return f"[{severity}] {render.one_line(msg.rule_name or msg.rule_id, 80)}"
+    level = render.one_line(msg.severity, 20).upper() or "ALERT"
+    return f"[{level}] {render.one_line(msg.rule_name or msg.rule_id, 80)}"
 
 
 def _title(msg: AlertMessage) -> str:

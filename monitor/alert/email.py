@@ -42,6 +42,7 @@ import aiosmtplib
 import structlog
 
 from monitor.alert import digest, render
+from monitor.alert.attempt import attempt, building
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertMessage
 
@@ -171,41 +172,30 @@ class EmailNotifier:
                 f"{self._where}: a login is never sent without TLS; set starttls or tls",
                 permanent=True,
             )
-        try:
+        with building(self._where, "message", self._scrub):
             raw = build()
-        except (ValueError, TypeError) as exc:
-            raise DeliveryError(
-                f"{self._where}: cannot build the message: {self._scrub(str(exc))}",
-                permanent=True,
-            ) from None
-        try:
+        with attempt(self._where, self._timeout, self._scrub, self._classify):
             await self._deliver(raw)
-        except DeliveryError:
-            raise
-        except aiosmtplib.SMTPRecipientsRefused as exc:
+
+    def _classify(self, exc: Exception) -> DeliveryError | None:
+        """SMTP's answers and failures as DeliveryErrors (see the module docstring)."""
+        where, scrub = self._where, self._scrub
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             codes = [r.code for r in exc.recipients]
-            raise DeliveryError(
-                f"{self._where}: every recipient refused: "
-                + "; ".join(f"{r.code} {self._scrub(r.message)}" for r in exc.recipients),
+            return DeliveryError(
+                f"{where}: every recipient refused: "
+                + "; ".join(f"{r.code} {scrub(r.message)}" for r in exc.recipients),
                 permanent=all(500 <= c < 600 for c in codes),
-            ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"{self._where}: {exc.code} {self._scrub(exc.message)}",
-                permanent=500 <= exc.code < 600,
-            ) from None
-        except (TimeoutError, aiosmtplib.SMTPTimeoutError):
-            raise DeliveryError(f"{self._where}: no answer within {self._timeout:g}s") from None
-        except ssl.SSLError as exc:
-            raise DeliveryError(f"{self._where}: TLS failed: {self._scrub(str(exc))}") from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(
-                f"{self._where}: {type(exc).__name__}: {self._scrub(str(exc))}"
-            ) from None
-        except Exception as exc:  # nothing but DeliveryError may escape a Notifier
-            raise DeliveryError(
-                f"{self._where}: unexpected {type(exc).__name__}: {self._scrub(str(exc))}"
-            ) from exc
+            )
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return DeliveryError(
+                f"{where}: {exc.code} {scrub(exc.message)}", permanent=500 <= exc.code < 600
+            )
+        if isinstance(exc, ssl.SSLError):
+            return DeliveryError(f"{where}: TLS failed: {scrub(str(exc))}")
+        if isinstance(exc, aiosmtplib.SMTPException | OSError):
+            return DeliveryError(f"{where}: {type(exc).__name__}: {scrub(str(exc))}")
+        return None
 
     async def _deliver(self, raw: bytes) -> None:
         smtp = aiosmtplib.SMTP(

@@ -19,9 +19,9 @@ import html
 import re
 import unicodedata
 from typing import Any
-from urllib.parse import urlsplit
 
 from monitor.models import AlertMessage
+from monitor.web import is_web_url
 
 SUBJECT_MAX = 200
 """Characters in an email subject; longer titles end with an ellipsis."""
@@ -93,13 +93,7 @@ def safe_link(url: str | None) -> str | None:
         return None
     if any(_is_control(ch) or ch.isspace() for ch in url):
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url
+    return url if is_web_url(url) else None
 
 
 # --- webhook -----------------------------------------------------------------------------

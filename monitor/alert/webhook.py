@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email.utils
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -31,47 +30,15 @@ import httpx
 
 from monitor import __version__
 from monitor.alert import digest, render
+from monitor.alert.attempt import attempt, building
 from monitor.alert.signing import decode_secret, sign
 from monitor.errors import ConfigError, DeliveryError
 from monitor.models import AlertMessage
+from monitor.web import is_web_url, origin, parse_retry_after
 
 USER_AGENT = f"monitor/{__version__}"
 
-MAX_RETRY_AFTER = 86_400.0
-"""Seconds: a Retry-After beyond a day is taken as a day (the whole retry window is ~24 h)."""
-
 _DETAIL_BYTES = 512
-
-
-def origin(url: str) -> str:
-    """`scheme://host[:port]` of a URL: no userinfo, path, query or fragment."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = parts.port
-    except ValueError:
-        return "(invalid url)"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds from now (RFC 9110 10.2.3: delay-seconds or an HTTP-date),
-    clamped to [0, MAX_RETRY_AFTER]; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    delay = when.timestamp() - (time.time() if now is None else now)
-    return min(max(delay, 0.0), MAX_RETRY_AFTER)
 
 
 class WebhookNotifier:
@@ -93,12 +60,7 @@ class WebhookNotifier:
         self.name = name
         self.url = url
         self._origin = origin(url)
-        try:
-            parts = urlsplit(url)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:
-            ok = False
-        if not ok:
+        if not is_web_url(url):
             raise ConfigError(f"channel {name}: webhook url must be an absolute http(s) URL")
         if secret is not None:
             try:
@@ -139,7 +101,7 @@ class WebhookNotifier:
             await self._send(digest_id, lambda: digest.digest_payload(digest_id, msgs, window, now))
 
     async def _send(self, msg_id: str, payload: Callable[[], dict[str, Any]]) -> None:
-        try:
+        with building(f"webhook {self.name}", "request", self._scrub):
             body = json.dumps(payload(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
             timestamp = int(time.time())
             headers = {
@@ -151,33 +113,20 @@ class WebhookNotifier:
                 headers["webhook-signature"] = sign(self._secret, msg_id, timestamp, body)
             elif not msg_id or any(ch.isspace() or ch == "." for ch in msg_id):
                 raise ValueError("webhook id must be non-empty, without '.' or whitespace")
-        except (ValueError, TypeError) as exc:
-            raise DeliveryError(
-                f"webhook {self.name}: cannot build the request: {self._scrub(str(exc))}",
-                permanent=True,
-            ) from None
-        try:
+        where = f"webhook {self.name} ({self._origin})"
+        with attempt(where, self._timeout, self._scrub, self._classify):
             await self._post(body, headers)
-        except DeliveryError:
-            raise
-        except (TimeoutError, httpx.TimeoutException):
-            raise DeliveryError(
-                f"webhook {self.name} ({self._origin}): no answer within {self._timeout:g}s"
-            ) from None
-        except httpx.UnsupportedProtocol as exc:
-            raise DeliveryError(
-                f"webhook {self.name} ({self._origin}): {self._scrub(str(exc))}", permanent=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"webhook {self.name} ({self._origin}): {type(exc).__name__}: "
-                f"{self._scrub(str(exc)) or 'connection failed'}"
-            ) from None
-        except Exception as exc:  # nothing but DeliveryError may escape a Notifier
-            raise DeliveryError(
-                f"webhook {self.name} ({self._origin}): unexpected {type(exc).__name__}: "
-                f"{self._scrub(str(exc))}"
-            ) from exc
+
+    def _classify(self, exc: Exception) -> DeliveryError | None:
+        where = f"webhook {self.name} ({self._origin})"
+        if isinstance(exc, httpx.TimeoutException):
+            return DeliveryError(f"{where}: no answer within {self._timeout:g}s")
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return DeliveryError(f"{where}: {self._scrub(str(exc))}", permanent=True)
+        if isinstance(exc, httpx.HTTPError):
+            detail = self._scrub(str(exc)) or "connection failed"
+            return DeliveryError(f"{where}: {type(exc).__name__}: {detail}")
+        return None
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> None:
         async with (

@@ -19,167 +19,53 @@ Per item (the hot path), in order:
    the most distinct terms, each hit wrapped in « ». Character spans are computed only now
    (one re.split per field), and rules matching for the same occurrences share the result.
 
-Without pyahocorasick a pure-Python scanner (dict lookups per token) gives the same hit table,
-more slowly.
+pyahocorasick is a dependency; tests/rules_oracle.py holds a pure-Python scanner (dict lookups
+per token) that must find the same hit table, as an oracle.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from itertools import accumulate, count
-from operator import add, itemgetter
-from typing import Any, Final
+from operator import itemgetter
+from typing import Any, Final, Protocol
+
+import ahocorasick
 
 from monitor.models import Hit, ItemData
-from monitor.rules import query as q
-from monitor.rules.compiler import (
-    DEFAULT_FIELDS,
+from monitor.rules.nodes import (
     FIELDS,
     Clause,
     Evidence,
-    GroupTable,
+    ItemContext,
     Leaf,
     Node,
     Regex,
-    compile_tree,
-    field_mask,
-    key_id,
-    parse_groups,
+    intern_key,
     walk,
 )
-from monitor.rules.text import SEP, fold, joined_tokens, label, token_bounds
-
-try:
-    import ahocorasick as _ahocorasick
-except ImportError:  # pragma: no cover - the fallback is tested by forcing it
-    _ahocorasick = None
 
 SNIPPET_WIDTH: Final = 200
-
-
-def _field_text(item: ItemData, index: int) -> str:
-    name = FIELDS[index]
-    if name == "category":
-        return "\n".join(item.categories)
-    if name == "feed":
-        return item.feed_id
-    value = getattr(item, name)
-    return value or ""
-
-
-class ItemContext:
-    """One item as the nodes see it: folded fields, the hit table, lazy tokens and spans.
-
-    The scanner leaves, per field, `kids[f]`: the set of ids of the keys found in `wrapped[f]`
-    (built in C). Most questions ("does key k occur in the title or summary?") are set lookups
-    on those. Where a key occurs (for NEAR, phrases with a wildcard inside, explanations) is
-    found again with str.find in the fields the set names; token indexes, tokens and character
-    spans are computed on demand, for the items that need them.
-    """
-
-    __slots__ = (
-        "_bounds",
-        "_cum",
-        "_keys_in",
-        "_labels",
-        "_tokens",
-        "ascii",
-        "explained",
-        "folded",
-        "kids",
-        "kin",
-        "occ_cache",
-        "present_fields",
-        "raw",
-        "wrapped",
-    )
-
-    def __init__(self, item: ItemData, fields: Sequence[int]) -> None:
-        n = len(FIELDS)
-        self.raw: list[str] = [""] * n
-        self.folded: list[str] = [""] * n
-        self.wrapped: list[str] = [""] * n
-        self.ascii: list[bool] = [True] * n
-        self.present_fields: list[int] = []
-        self.kids: dict[int, AbstractSet[int]] = {}
-        self.kin: dict[int, AbstractSet[int]] = {}  # field mask -> key ids found there
-        self._tokens: dict[int, list[str]] = {}
-        self._bounds: dict[int, list[int]] = {}
-        self._cum: dict[int, list[int]] = {}
-        self._labels: dict[tuple[int, int, int], str] = {}
-        self.occ_cache: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-        self.explained: dict[tuple[Evidence, ...], tuple[tuple[str, ...], str]] = {}
-        for f in fields:
-            raw = _field_text(item, f)
-            if not raw:
-                continue
-            self.raw[f] = raw
-            folded = fold(raw)
-            self.folded[f] = folded
-            self.ascii[f] = folded.isascii()
-            # SEP tok SEP tok SEP: every token, first and last included, is between SEPs.
-            self.wrapped[f] = SEP + joined_tokens(folded) + SEP
-            self.present_fields.append(f)
-
-    def keys_in(self, mask: int) -> AbstractSet[int]:
-        """Ids of the keys that occur in at least one of the fields of `mask`."""
-        found = self.kin.get(mask)
-        if found is None:
-            sets = [s for f, s in self.kids.items() if mask >> f & 1]
-            found = self.kin[mask] = (
-                sets[0] if len(sets) == 1 else set().union(*sets) if sets else frozenset()
-            )
-        return found
-
-    def tokens(self, field: int) -> list[str]:
-        toks = self._tokens.get(field)
-        if toks is None:
-            w = self.wrapped[field]
-            toks = self._tokens[field] = w[1:-1].split(SEP) if len(w) > 2 else []
-        return toks
-
-    def token_at(self, field: int, offset: int) -> int:
-        """Index of the token whose leading SEP is at `offset` in wrapped[field]."""
-        cum = self._cum.get(field)
-        if cum is None:
-            # offset of token i's SEP = sum of (len + 1) over the tokens before it
-            # (sum of the lengths before token i) + i, computed in C
-            lengths = accumulate(map(len, self.tokens(field)), initial=0)
-            cum = self._cum[field] = list(map(add, lengths, count()))
-        return bisect_left(cum, offset)
-
-    def span(self, field: int, start: int, end: int) -> tuple[int, int]:
-        """Character span of tokens [start, end) of a field."""
-        b = self._bounds.get(field)
-        if b is None:
-            b = self._bounds[field] = token_bounds(self.folded[field])
-        return b[2 * start + 1], b[2 * end]
-
-    def label(self, field: int, start: int, end: int) -> str:
-        key = (field, start, end)
-        lab = self._labels.get(key)
-        if lab is None:
-            words = self.tokens(field)[start:end]
-            lab = " ".join(words) if self.ascii[field] else label(words)
-            self._labels[key] = lab
-        return lab
 
 
 # --- scanning: item text -> hit table -------------------------------------------------------
 
 
-class _ACScanner:
+class Scanner(Protocol):
+    """Fills `ctx.keys_by_field` with the ids of the search keys found in each field."""
+
+    def scan(self, ctx: ItemContext) -> None: ...
+
+
+class ACScanner:
     """All keys in one Aho-Corasick automaton, run over each field's wrapped form."""
 
     def __init__(self, keys: Iterable[str]) -> None:
-        assert _ahocorasick is not None
         self.auto: Any = None
-        auto = _ahocorasick.Automaton(_ahocorasick.STORE_INTS)
+        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for k in keys:
-            auto.add_word(k, key_id(k))
+            auto.add_word(k, intern_key(k))
         if len(auto):
             auto.make_automaton()
             self.auto = auto
@@ -188,60 +74,20 @@ class _ACScanner:
         if self.auto is None:
             return
         for f in ctx.present_fields:
-            kids = set(map(_second, self.auto.iter(ctx.wrapped[f])))  # all in C
-            if kids:
-                ctx.kids[f] = kids
+            found = set(map(_second, self.auto.iter(ctx.wrapped[f])))  # all in C
+            if found:
+                ctx.keys_by_field[f] = found
 
 
 _second = itemgetter(1)
 
 
-class _DictScanner:
-    """The same hit table by per-token dict lookups (no C extension needed)."""
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        # first word -> [(key id, words, last word is a prefix)]
-        Spec = tuple[int, list[str], bool]
-        self.exact: dict[str, list[Spec]] = {}
-        self.prefix: dict[int, dict[str, list[Spec]]] = {}
-        for key in keys:
-            is_prefix = not key.endswith(SEP)
-            words = [w for w in key.split(SEP) if w]
-            spec = (key_id(key), words, is_prefix)
-            if is_prefix and len(words) == 1:
-                self.prefix.setdefault(len(words[0]), {}).setdefault(words[0], []).append(spec)
-            else:
-                self.exact.setdefault(words[0], []).append(spec)
-        self.prefix_lengths = sorted(self.prefix)
-
-    def scan(self, ctx: ItemContext) -> None:
-        for f in ctx.present_fields:
-            toks = ctx.tokens(f)
-            kids: set[int] = set()
-            for i, tok in enumerate(toks):
-                specs = list(self.exact.get(tok, ()))
-                for n in self.prefix_lengths:
-                    if len(tok) >= n:
-                        specs.extend(self.prefix[n].get(tok[:n], ()))
-                for kid, words, is_prefix in specs:
-                    if self._rest_ok(toks, i, words, is_prefix):
-                        kids.add(kid)
-            if kids:
-                ctx.kids[f] = kids
-
-    @staticmethod
-    def _rest_ok(toks: list[str], i: int, words: list[str], is_prefix: bool) -> bool:
-        last = len(words) - 1
-        for j in range(1, len(words)):
-            if i + j >= len(toks):
-                return False
-            t = toks[i + j]
-            if not (t.startswith(words[j]) if (is_prefix and j == last) else t == words[j]):
-                return False
-        return True
-
-
 # --- the matcher ----------------------------------------------------------------------------
+
+
+def in_scope(scope: frozenset[str] | None, feed_id: str, feed_tags: Collection[str]) -> bool:
+    """A rule's `feeds:` scope: None takes every feed; else the feed's id or one of its tags."""
+    return scope is None or feed_id in scope or not scope.isdisjoint(feed_tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +107,12 @@ class Matcher:
     tree is evaluated.
     """
 
-    def __init__(self, entries: Sequence[Entry], *, scanner: str = "auto") -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        *,
+        scanner: Callable[[Iterable[str]], Scanner] = ACScanner,
+    ) -> None:
         self.entries = list(entries)
         keys: dict[str, None] = {}
         mask = 0
@@ -279,14 +130,13 @@ class Matcher:
             by_count[len(clauses)].add(r)
             for j, clause in enumerate(clauses):
                 for k in clause:
-                    post[j].setdefault(key_id(k), []).append(r)
+                    post[j].setdefault(intern_key(k), []).append(r)
         self.post = [{k: tuple(v) for k, v in p.items()} for p in post]
         self.always = sorted(by_count[0])
         self.one, self.two = frozenset(by_count[1]), frozenset(by_count[2])
         self.mask = mask
         self.fields = [f for f in range(len(FIELDS)) if mask >> f & 1]
-        use_ac = scanner == "ac" or (scanner == "auto" and _ahocorasick is not None)
-        self.scanner: _ACScanner | _DictScanner = _ACScanner(keys) if use_ac else _DictScanner(keys)
+        self.scanner = scanner(keys)
 
     def context(self, item: ItemData) -> ItemContext:
         ctx = ItemContext(item, self.fields)
@@ -321,11 +171,7 @@ class Matcher:
         entries = self.entries
         for r in self.candidates(ctx):
             e = entries[r]
-            if (
-                e.feeds is not None
-                and item.feed_id not in e.feeds
-                and e.feeds.isdisjoint(feed_tags)
-            ):
+            if e.feeds is not None and not in_scope(e.feeds, item.feed_id, feed_tags):
                 continue
             if e.query.root.test(ctx):
                 out.append(explain(e.rule_id, e.query.root, ctx))
@@ -454,21 +300,3 @@ class CompiledQuery:
         """Test against free text, taken as an item's content (`title:` terms won't see it)."""
         return self.match(ItemData(feed_id="", guid="", url=None, title="", content=text),
                           rule_id=rule_id)  # fmt: skip
-
-
-def compile_query(
-    text: str,
-    groups: Mapping[str, list[str]] | None = None,
-    *,
-    fields: Sequence[str] = DEFAULT_FIELDS,
-) -> CompiledQuery:
-    """Parse and validate one query; QueryError (with `.column`) if it cannot be used."""
-    table = parse_groups(groups or {})
-    return compile_parsed(text, q.parse(text), table, fields)
-
-
-def compile_parsed(
-    text: str, tree: q.SNode, groups: GroupTable, fields: Sequence[str] = DEFAULT_FIELDS
-) -> CompiledQuery:
-    root, clauses = compile_tree(text, tree, groups, field_mask(fields))
-    return CompiledQuery(text, root, clauses)

@@ -28,24 +28,17 @@ from monitor.errors import ConfigError, QueryError
 from monitor.models import Hit, ItemData
 from monitor.rules import query as q
 from monitor.rules.compiler import (
-    ALL_NEGATIVE,
-    DEFAULT_FIELDS,
-    SCOPES,
-    And,
-    BrokenGroup,
-    Node,
-    Not,
-    Or,
-    compile_part,
-    field_mask,
-    finish,
+    GroupTable,
+    QueryParts,
+    QueryPartsError,
+    compile_query,
     parse_member,
 )
-from monitor.rules.matcher import CompiledQuery, Entry, Matcher
+from monitor.rules.matcher import CompiledQuery, Entry, Matcher, in_scope
+from monitor.rules.nodes import DEFAULT_FIELDS, SCOPES
+from monitor.severity import Severity
 from monitor.units import Duration
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 FieldName = Literal[
     "title", "summary", "content", "text", "source", "author", "category", "url", "feed"
 ]
@@ -111,6 +104,14 @@ class Rule:
     query_text: str
     compiled: CompiledQuery = field(repr=False, compare=False)
 
+    def applies_to(self, feed_id: str, feed_tags: Collection[str] = ()) -> bool:
+        """Whether the rule's `feeds:` scope (feed ids or tags) takes items of this feed."""
+        return in_scope(self.scope, feed_id, feed_tags)
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        return frozenset(self.feeds) if self.feeds is not None else None
+
 
 @dataclass(frozen=True, eq=False)
 class Watchlist:
@@ -124,10 +125,7 @@ class Watchlist:
     _matcher: Matcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        entries = [
-            Entry(r.id, r.compiled, frozenset(r.feeds) if r.feeds is not None else None)
-            for r in self.rules
-        ]
+        entries = [Entry(r.id, r.compiled, r.scope) for r in self.rules]
         object.__setattr__(self, "_matcher", Matcher(entries))
 
     def match(self, item: ItemData, feed_tags: Collection[str] = ()) -> list[Hit]:
@@ -151,11 +149,12 @@ class _File:
 
 
 class _Loader:
-    def __init__(self) -> None:
+    def __init__(self, channels: Collection[str] | None) -> None:
         self.problems: list[str] = []
-        self.groups: dict[str, list[q.SNode] | str] = {}
+        self.groups = GroupTable()
         self.group_texts: dict[str, tuple[str, ...]] = {}
         self.rule_ids: dict[str, str] = {}
+        self.channels = channels
 
     def problem(self, f: _File, loc: tuple[int | str, ...], msg: str, key: bool = False) -> None:
         self.problems.append(f.located.problem(loc, msg, key=key))
@@ -207,18 +206,18 @@ class _Loader:
             if parsed == []:
                 self.problem(f, ("groups", name), f"group {gname} is empty")
                 parsed = "reported"
-            self.groups[gname] = parsed
+            self.groups.entries[gname] = parsed
             self.group_texts[gname] = tuple(str(m) for m in members)
 
     # rules -----------------------------------------------------------------------------
 
-    def load_rules(self, f: _File) -> list[tuple[Node, tuple[Any, ...], str] | None]:
+    def load_rules(self, f: _File) -> list[CompiledQuery | None]:
         rules = f.data.get("rules") if isinstance(f.data, dict) else None
         if not isinstance(rules, list):
             return []
         return [self.load_rule(f, i, r) for i, r in enumerate(rules)]
 
-    def load_rule(self, f: _File, i: int, raw: Any) -> tuple[Node, tuple[Any, ...], str] | None:
+    def load_rule(self, f: _File, i: int, raw: Any) -> CompiledQuery | None:
         if not isinstance(raw, dict):
             return None
         rid = str(raw.get("id", f"#{i + 1}"))
@@ -231,63 +230,60 @@ class _Loader:
                 )  # fmt: skip
             else:
                 self.rule_ids[rid] = where
+        self.check_notify(f, i, rid, raw.get("notify"))
         fields = raw.get("fields", list(DEFAULT_FIELDS))
         if not (isinstance(fields, list) and fields and all(x in SCOPES for x in fields)):
             fields = list(DEFAULT_FIELDS)  # pydantic reports it
-        mask = field_mask(fields)
-
-        ok = True
-        parts: dict[str, list[tuple[Node, str]]] = {}
-        for kind in ("query", "all", "any", "none"):
-            value = raw.get(kind)
-            if value is None:
-                continue
-            items: list[tuple[tuple[int | str, ...], Any]]
-            if kind == "query":
-                items = [(("rules", i, kind), value)]
-            elif isinstance(value, list):
-                if not value:
-                    self.problem(f, ("rules", i, kind), f"rule {rid}: {kind}: is an empty list")
-                    ok = False
-                items = [(("rules", i, kind, j), v) for j, v in enumerate(value)]
-            else:
-                continue  # pydantic reports it
-            for loc, v in items:
-                if isinstance(v, bool) or not isinstance(v, str | int | float):
-                    ok = False
-                    continue  # pydantic reports it
-                text = str(v)
-                try:
-                    node = compile_part(text, q.parse(text), self.groups, mask)
-                except BrokenGroup:
-                    ok = False  # reported where the group is defined
-                    continue
-                except q.QuerySyntaxError as exc:
-                    self.query_problem(f, loc, text, exc.column, f"rule {rid}: {exc.reason}")
-                    ok = False
-                    continue
-                parts.setdefault(kind, []).append((node, text))
-        if not ok:
-            return None
-        if not any(k in parts for k in ("query", "all", "any")):
-            if "none" in parts:
-                self.problem(f, ("rules", i, "none"), f"rule {rid}: {ALL_NEGATIVE}")
-            else:
-                self.problem(
-                    f, ("rules", i),
-                    f"rule {rid}: no query: give `query:`, or `all:` / `any:` (and `none:`)",
-                )  # fmt: skip
-            return None
-        node, text = _combine(parts)
+        parts = _parts(raw)
+        if parts is None:
+            return None  # a value of the wrong type: pydantic reports it
         try:
-            clauses = finish(node)
-        except ValueError:
-            where_loc: tuple[int | str, ...] = (
-                ("rules", i, "query") if "query" in raw else ("rules", i)
-            )
-            self.problem(f, where_loc, f"rule {rid}: {ALL_NEGATIVE}")
+            return compile_query(parts, self.groups, fields=fields)
+        except QueryPartsError as exc:
+            for p in exc.parts:
+                loc: tuple[int | str, ...] = ("rules", i)
+                if p.part is not None:
+                    loc = (*loc, p.part) if p.index is None else (*loc, p.part, p.index)
+                if p.error is not None:
+                    msg = f"rule {rid}: {p.error.reason}"
+                    self.query_problem(f, loc, p.error.query, p.error.column, msg)
+                else:
+                    self.problem(f, loc, f"rule {rid}: {p.reason}")
             return None
-        return node, clauses, text
+
+    def check_notify(self, f: _File, i: int, rid: str, notify: Any) -> None:
+        """Every `notify:` name must be a configured channel: a typo would send nothing."""
+        if self.channels is None or not isinstance(notify, list):
+            return
+        known = ", ".join(sorted(self.channels))
+        for j, name in enumerate(notify):
+            if name not in self.channels:
+                self.problem(
+                    f, ("rules", i, "notify", j),
+                    f"rule {rid!r}: notify names unknown channel {name!r} (configured: {known})",
+                )  # fmt: skip
+
+
+def _parts(raw: dict[str, Any]) -> QueryParts | None:
+    """The rule's query / all / any / none as texts, or None if one is of the wrong type."""
+
+    def text(v: Any) -> str | None:
+        return None if isinstance(v, bool) or not isinstance(v, str | int | float) else str(v)
+
+    values: dict[str, Any] = {}
+    for kind in ("query", "all", "any", "none"):
+        value = raw.get(kind)
+        if value is None:
+            continue
+        if kind == "query":
+            values[kind] = text(value)
+        elif isinstance(value, list):
+            values[kind] = tuple(text(v) for v in value)
+        else:
+            return None
+        if values[kind] is None or (kind != "query" and None in values[kind]):
+            return None
+    return QueryParts(**values)
 
 
 def _matches(pattern: str, text: str) -> bool:
@@ -306,40 +302,19 @@ def _position(problem: str, paths: list[Path]) -> tuple[int, int, int]:
     return len(paths), 0, 0
 
 
-def _combine(parts: dict[str, list[tuple[Node, str]]]) -> tuple[Node, str]:
-    """query / all / any / none -> one node, and an equivalent query text for display."""
-    if list(parts) == ["query"]:
-        return parts["query"][0]
-    kids: list[Node] = []
-    texts: list[str] = []
-    for node, text in parts.get("query", []) + parts.get("all", []):
-        kids.append(node)
-        texts.append(f"({text})")
-    if "any" in parts:
-        anys = parts["any"]
-        kids.append(anys[0][0] if len(anys) == 1 else Or([n for n, _ in anys]))
-        texts.append("(" + " OR ".join(f"({t})" for _, t in anys) + ")" if len(anys) > 1
-                     else f"({anys[0][1]})")  # fmt: skip
-    if "none" in parts:
-        nones = parts["none"]
-        kids.append(Not(nones[0][0] if len(nones) == 1 else Or([n for n, _ in nones])))
-        texts.append("-(" + " OR ".join(f"({t})" for _, t in nones) + ")" if len(nones) > 1
-                     else f"-({nones[0][1]})")  # fmt: skip
-    node = kids[0] if len(kids) == 1 else And(kids)
-    return node, " + ".join(t for t in texts if not t.startswith("-")) + "".join(
-        " " + t for t in texts if t.startswith("-")
-    )
-
-
 def load_watchlist(
-    paths: Sequence[Path | str] | Path | str, env: Mapping[str, str] | None = None
+    paths: Sequence[Path | str] | Path | str,
+    env: Mapping[str, str] | None = None,
+    *,
+    channels: Collection[str] | None = None,
 ) -> Watchlist:
     """Load, validate and compile one or more watchlist files (groups and rules are merged).
+    `channels`: the configured channel names, which every `notify:` must use.
 
     Raises ConfigError whose `.problems` lists every problem as `FILE:LINE:COL: message`.
     """
     path_list = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-    loader = _Loader()
+    loader = _Loader(channels)
     digest = hashlib.sha256()
     files: list[_File] = []
     for path in path_list:
@@ -371,9 +346,7 @@ def load_watchlist(
 
     for f in files:
         loader.load_groups(f)
-    compiled: list[list[tuple[Node, tuple[Any, ...], str] | None]] = [
-        loader.load_rules(f) for f in files
-    ]
+    compiled: list[list[CompiledQuery | None]] = [loader.load_rules(f) for f in files]
     if loader.problems:
         found = sorted(loader.problems, key=lambda p: _position(p, path_list))
         raise ConfigError.of(found)
@@ -383,7 +356,6 @@ def load_watchlist(
         assert f.model is not None
         for m, result in zip(f.model.rules, results, strict=True):
             assert result is not None
-            node, clauses, text = result
             rules.append(
                 Rule(
                     id=m.id,
@@ -394,8 +366,8 @@ def load_watchlist(
                     fields=tuple(m.fields),
                     cooldown=m.cooldown,
                     backfill=m.backfill,
-                    query_text=text,
-                    compiled=CompiledQuery(text, node, clauses),
+                    query_text=result.text,
+                    compiled=result,
                 )
             )
     return Watchlist(

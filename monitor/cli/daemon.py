@@ -1,0 +1,90 @@
+"""The commands that run monitor: `run`, `once`, `check`, `db upgrade`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from rich.progress import Progress
+from rich.table import Table
+
+from monitor import db, scheduler
+from monitor.cli.base import Env, cli, err, out, pass_env
+
+
+@cli.command()
+@pass_env
+def run(env: Env) -> None:
+    """The daemon: poll, match and deliver until SIGTERM or SIGINT."""
+    settings, rules = env.settings, env.rules()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        with scheduler.stop_on_signals(stop):
+            await scheduler.run_daemon(settings, rules, stop)
+
+    asyncio.run(main())
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Every feed, due or not.")
+@pass_env
+def once(env: Env, everything: bool) -> None:
+    """One cycle over every due feed: fetch, match, deliver, exit."""
+    settings, rules = env.settings, env.rules()
+    total = len(settings.feeds)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("polling", total=total)
+
+        def advance(_outcome: object) -> None:
+            progress.advance(task)
+
+        report, delivered = asyncio.run(
+            scheduler.run_once(settings, rules, everything=everything, on_feed=advance)
+        )
+    failed = [f for f in report.feeds if not f.ok]
+    out.print(
+        f"{len(report.feeds)} feeds polled, {len(failed)} failed, "
+        f"{sum(f.new for f in report.feeds)} new items, {report.alerts} alerts; "
+        f"deliveries: {delivered.sent} sent, {delivered.failed} to retry, {delivered.dead} dead"
+    )
+    for f in failed:
+        out.print(f"  [red]{f.feed_id}[/]: {f.error}", markup=True)
+
+
+@cli.command()
+@pass_env
+def check(env: Env) -> None:
+    """Validate monitor.yaml and the watchlist; print the rules."""
+    settings = env.settings
+    rules = env.rules()
+    table = Table(title=f"{len(rules.rules)} rules (watchlist {rules.version})")
+    for column in ("id", "severity", "query", "notify", "feeds"):
+        table.add_column(column)
+    for r in rules.rules:
+        table.add_row(
+            r.id,
+            r.severity,
+            r.query_text,
+            ", ".join(r.notify) if r.notify is not None else "(all)",
+            ", ".join(r.feeds) if r.feeds else "(all)",
+        )
+    out.print(table)
+    out.print(
+        f"{env.config}: OK: {len(settings.feeds)} feeds, "
+        f"{len(settings.effective_channels)} channels ({', '.join(settings.effective_channels)})"
+    )
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@pass_env
+def db_upgrade(env: Env) -> None:
+    """Apply schema migrations (also done at every start)."""
+    engine = db.make_engine(env.settings.database)
+    version = db.upgrade(engine)
+    out.print(f"{db.redact_url(env.settings.database)}: schema version {version}")

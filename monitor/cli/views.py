@@ -1,0 +1,89 @@
+"""The read-only commands: `feeds` (feed health) and `alerts` (recent alerts, deliveries)."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from monitor import db, store
+from monitor.cli.base import Env, ago, cli, out, pass_env
+from monitor.models import Delivery, utcnow
+
+
+@cli.command()
+@pass_env
+def feeds(env: Env) -> None:
+    """Feed health: last fetch, HTTP status, items, consecutive errors, last error, next due."""
+    configured = [f.id for f in env.settings.feeds]
+    engine = env.engine()
+    with db.session(engine) as s:
+        rows = store.feeds_by_id(s)
+    table = Table()
+    for column in ("feed", "last fetch", "status", "items", "errors", "last error", "next due"):
+        table.add_column(column)
+    for fid in configured:
+        f = rows.get(fid)
+        if f is None:
+            table.add_row(fid, "never", "", "", "", "", "now")
+            continue
+        table.add_row(
+            fid,
+            ago(f.last_fetch_at),
+            str(f.last_status or ""),
+            str(f.last_item_count),
+            f"[red]{f.consecutive_errors}[/]" if f.consecutive_errors else "0",
+            (f.last_error or "")[:80],
+            ago(f.next_due_at),
+        )
+    out.print(table)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=20, show_default=True, help="How many recent alerts.")
+@click.pass_context
+def alerts(ctx: click.Context, limit: int) -> None:
+    """Recent alerts and their delivery status per channel."""
+    if ctx.invoked_subcommand is not None:
+        return
+    env: Env = ctx.obj
+    engine = env.engine()
+    with db.session(engine) as s:
+        recent = store.recent_alerts(s, limit, with_deliveries=True)
+    table = Table()
+    table.add_column("alert", no_wrap=True)
+    for column in ("created", "rule", "severity", "title", "deliveries"):
+        table.add_column(column)
+    for r in recent:
+        a = r.alert
+        table.add_row(
+            a.id,
+            ago(a.created_at),
+            a.rule_id,
+            a.severity,
+            r.item.title[:60]
+            + (f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else ""),
+            "\n".join(_delivery_line(d) for d in r.deliveries),
+        )
+    out.print(table)
+
+
+def _delivery_line(d: Delivery) -> str:
+    colour = {"sent": "green", "dead": "red"}.get(d.status, "yellow")
+    line = f"{d.channel}: [{colour}]{d.status}[/] ({d.attempts} attempts)"
+    if d.last_error:
+        line += f" {d.last_error[:60]}"
+    return line
+
+
+@alerts.command("retry")
+@click.argument("alert_id")
+@pass_env
+def alerts_retry(env: Env, alert_id: str) -> None:
+    """Re-queue the dead deliveries of an alert."""
+    engine = env.engine()
+    with db.session(engine) as s:
+        n = store.requeue_delivery(s, alert_id, utcnow())
+        s.commit()
+    if n == 0:
+        raise click.UsageError(f"alert {alert_id} has no dead delivery")
+    out.print(f"{n} deliveries of {alert_id} queued again")

@@ -1,0 +1,81 @@
+"""The store decides what is new. It inserts items and returns only the new or changed ones;
+it writes alerts and their deliveries in the caller's transaction; it keeps per-feed state
+(validators, health, next due time) and the delivery outbox. All of monitor's SQL is here
+(and the engine and schema in db.py): the CLI, the endpoint and the metrics call `views`.
+
+Every function takes an open Session and does not commit (except where it says so: claims
+are committed at once, so other processes see them): the orchestrator owns the transaction,
+so an item and the alerts it caused are committed together or not at all.
+
+Claiming (feeds to poll, deliveries to send) is an optimistic UPDATE ... WHERE the row is
+still due, which moves the due time forward by a lease. One process wins each row on SQLite
+and PostgreSQL alike; a process that dies mid-work leaves the row due again once the lease
+expires, so another process (or the same one after restart) picks it up.
+
+    feeds.py    configured feeds, due and claimed feeds, the outcome of each poll
+    items.py    new and changed items, tombstones, paging through stored items
+    alerts.py   alerts (one per rule and item, and per rule and story) and their deliveries
+    outbox.py   due deliveries, claims, the outcome of each attempt
+    rules.py    when each version of a rule became active
+    views.py    read-only queries for cli, server and metrics
+"""
+
+from monitor.store.alerts import NewAlert, add_alerts, last_alert_at, new_alert_id
+from monitor.store.feeds import (
+    claim_feed,
+    due_feeds,
+    get_feed,
+    record_failure,
+    record_success,
+    sync_feeds,
+)
+from monitor.store.items import StoredItem, item_data, items_since, purge, upsert_items
+from monitor.store.outbox import (
+    Claimed,
+    alert_message,
+    claim_delivery,
+    claim_for_sending,
+    due_deliveries,
+    mark_failed,
+    mark_sent,
+    messages_sent_since,
+    pending_deliveries,
+    requeue_delivery,
+)
+from monitor.store.rules import activate_rules, mark_backfilled
+from monitor.store.views import AlertRecord, Snapshot, feeds_by_id, recent_alerts, snapshot
+
+__all__ = [
+    "AlertRecord",
+    "Claimed",
+    "NewAlert",
+    "Snapshot",
+    "StoredItem",
+    "activate_rules",
+    "add_alerts",
+    "alert_message",
+    "claim_delivery",
+    "claim_feed",
+    "claim_for_sending",
+    "due_deliveries",
+    "due_feeds",
+    "feeds_by_id",
+    "get_feed",
+    "item_data",
+    "items_since",
+    "last_alert_at",
+    "mark_backfilled",
+    "mark_failed",
+    "mark_sent",
+    "messages_sent_since",
+    "new_alert_id",
+    "pending_deliveries",
+    "purge",
+    "recent_alerts",
+    "record_failure",
+    "record_success",
+    "requeue_delivery",
+    "snapshot",
+    "sync_feeds",
+    "upsert_items",
+]

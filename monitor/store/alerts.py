@@ -1,0 +1,108 @@
+"""Alerts: one per (rule, item) and per (rule, story), each with a pending delivery per
+channel, written in the caller's transaction together with the item that caused it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from monitor.db import insert_ignore
+from monitor.models import Alert, Delivery, Hit
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    item_id: int
+    rule_id: str
+    rule_name: str
+    severity: str
+    hit: Hit
+    channels: tuple[str, ...]
+    story_url: str | None = None  # the item's canonical url
+    story_hash: str | None = None  # the item's content hash
+    reporter: str = ""  # how also_reported_by names this copy: "feed (source)"
+
+
+def new_alert_id(now: float | None = None) -> str:
+    """Time-ordered, unique, opaque: 12 hex digits of milliseconds + 16 random hex digits."""
+    ms = int((now if now is not None else time.time()) * 1000)
+    return f"alrt_{ms:012x}{secrets.token_hex(8)}"
+
+
+def add_alerts(
+    session: Session,
+    alerts: Sequence[NewAlert],
+    now: dt.datetime,
+    hold: Mapping[str, dt.timedelta] | None = None,
+) -> list[str]:
+    """Insert alerts that do not exist yet for (rule, item) or (rule, story), and a pending
+    delivery for each of their channels, due now or, for a channel in `hold` (digests), at
+    the end of its window. Returns the ids of the alerts actually created. The unique
+    constraints are the final word: a concurrent writer's row wins silently."""
+    if not alerts:
+        return []
+    item_ids = {a.item_id for a in alerts}
+    existing = set(
+        session.exec(
+            select(Alert.rule_id, Alert.item_id).where(col(Alert.item_id).in_(item_ids))
+        ).all()
+    )
+    created: list[str] = []
+    for a in alerts:
+        if (a.rule_id, a.item_id) in existing:
+            continue
+        existing.add((a.rule_id, a.item_id))
+        alert_id = new_alert_id()
+        inserted = insert_ignore(
+            session,
+            Alert,
+            id=alert_id,
+            rule_id=a.rule_id,
+            item_id=a.item_id,
+            created_at=now,
+            rule_name=a.rule_name,
+            severity=a.severity,
+            terms=list(a.hit.terms),
+            snippet=a.hit.snippet,
+            also_reported_by=[],
+            story_url=a.story_url,
+            story_hash=a.story_hash,
+        )
+        if not inserted:
+            _also_reported(session, a)
+            continue
+        created.append(alert_id)
+        for channel in a.channels:
+            due = now + (hold or {}).get(channel, dt.timedelta(0))
+            session.add(
+                Delivery(alert_id=alert_id, channel=channel, status="pending", next_attempt_at=due)
+            )
+    session.flush()
+    return created
+
+
+def _also_reported(session: Session, a: NewAlert) -> None:
+    """Another copy of a story this rule already alerted on: name its feed on that alert."""
+    keys = [col(Alert.story_hash) == a.story_hash]
+    if a.story_url:
+        keys.append(col(Alert.story_url) == a.story_url)
+    first = session.exec(
+        select(Alert).where(col(Alert.rule_id) == a.rule_id).where(sa.or_(*keys))
+    ).first()
+    if first is None or first.item_id == a.item_id or not a.reporter:
+        return
+    if a.reporter not in first.also_reported_by:
+        first.also_reported_by = [*first.also_reported_by, a.reporter]
+        session.add(first)
+
+
+def last_alert_at(session: Session, rule_id: str) -> dt.datetime | None:
+    return session.exec(
+        select(sa.func.max(Alert.created_at)).where(col(Alert.rule_id) == rule_id)
+    ).one()
