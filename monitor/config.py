@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor import yamlconf
-from monitor.alert import validate_apprise_urls
-from monitor.alert.apprise import describe_apprise_url
+from monitor.alert.apprise import describe_apprise_url, validate_apprise_urls
 from monitor.errors import ConfigError
 from monitor.rules import Watchlist, load_watchlist
 from monitor.settings import AppriseChannel, Settings, load_settings

@@ -1,8 +1,15 @@
-"""The error tree. Stages raise these; `cli` is the only place that catches them.
+"""The error tree. Stages raise these. Where each is caught, once:
+
+- FetchError, ParseError: by the orchestrator (pipeline), which records them on the feed's
+  row as that feed's failure: data, never an exception out of the cycle;
+- DeliveryError: by delivery, which turns it into a retry or a dead delivery;
+- ConfigError and everything else that reaches the top: by `cli`, which picks the exit code
+  (ConfigError 2, others 1); the daemon's reload keeps the old rules on a ConfigError.
 
     MonitorError
     ├── ConfigError          bad monitor.yaml / watchlist.yaml / arguments   (exit 2)
-    │   └── QueryError       a watchlist query that cannot be parsed
+    │   └── QueryError       a watchlist query that cannot be parsed (.column)
+    │       └── QueryPartsError  (rules.compiler) every problem of a structured query
     ├── FetchError           one feed could not be fetched (kept on the feed as data)
     │   ├── FetchTimeout     the whole-request deadline passed
     │   ├── FetchTooLarge    the body passed max_bytes after decompression

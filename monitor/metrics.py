@@ -61,6 +61,7 @@ class WatchlistStatus:
     reloads: int
     reload_errors: int
     last_error: str | None
+    regex_timeouts: int = 0  # /regex/ searches cut off (counted as no match)
 
 
 class Metrics:
@@ -156,6 +157,12 @@ class StateCollector(Collector):
             "monitor_watchlist_reload_errors",
             "Watchlist edits refused as invalid (the previous rules stayed in force).",
             value=w.reload_errors,
+        )
+        yield CounterMetricFamily(
+            "monitor_regex_timeouts",
+            "/regex/ searches cut off by their time limit (counted as no match: a rule may be "
+            "missing matches).",
+            value=w.regex_timeouts,
         )
         yield GaugeMetricFamily(
             "monitor_watchlist_reload_failing",

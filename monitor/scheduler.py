@@ -24,15 +24,18 @@ from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
 from monitor import activation, db, delivery, logs, pipeline, server
-from monitor.alert import AppriseNotifier, EmailNotifier, LogNotifier, Notifier, WebhookNotifier
-from monitor.alert.apprise import apprise_secrets
+from monitor.alert import Notifier
+from monitor.alert.apprise import AppriseNotifier, apprise_secrets
+from monitor.alert.email import EmailNotifier
+from monitor.alert.log import LogNotifier
 from monitor.alert.routes import ChannelRoute
+from monitor.alert.webhook import WebhookNotifier
 from monitor.config import load_rules
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import Fetcher, FetchLimits
 from monitor.metrics import Metrics, WatchlistStatus
 from monitor.outcomes import CycleReport, DeliveryReport, FeedOutcome
-from monitor.rules import Watchlist
+from monitor.rules import Watchlist, regexsafe
 from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings, WebhookChannel
 
 log = structlog.get_logger("monitor.scheduler")
@@ -348,7 +351,12 @@ def watchlist_status(live: LiveRules) -> WatchlistStatus:
     """The rules in force and the reload record, for /healthz and /metrics."""
     w = live.current
     return WatchlistStatus(
-        w.version, len(w.rules), live.reloads, live.reload_errors, live.last_error
+        w.version,
+        len(w.rules),
+        live.reloads,
+        live.reload_errors,
+        live.last_error,
+        regexsafe.timeouts(),
     )
 
 

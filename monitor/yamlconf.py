@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,6 +184,3 @@ def load_model(
 ) -> tuple[M, Located]:
     data, located = load(path, env)
     return validate(model, data, located, context), located
-
-
-Locator = Callable[[tuple[int | str, ...]], tuple[int, int]]

@@ -13,8 +13,13 @@ from urllib.parse import parse_qs
 import apprise
 import pytest
 
-from monitor.alert import AppriseNotifier, Notifier, digest, render, validate_apprise_urls
-from monitor.alert.apprise import apprise_secrets, describe_apprise_url
+from monitor.alert import Notifier, digest, render
+from monitor.alert.apprise import (
+    AppriseNotifier,
+    apprise_secrets,
+    describe_apprise_url,
+    validate_apprise_urls,
+)
 from monitor.errors import DeliveryError
 from tests.servers import Reply, WebhookReceiver, make_alert
 from tests.test_alert_digest import DIGEST_ID, HOUR, burst

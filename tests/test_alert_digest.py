@@ -18,15 +18,11 @@ import structlog
 from referencing import Registry, Resource
 
 from monitor import severity
-from monitor.alert import (
-    AppriseNotifier,
-    EmailNotifier,
-    LogNotifier,
-    Notifier,
-    WebhookNotifier,
-    digest,
-    render,
-)
+from monitor.alert import Notifier, digest, render
+from monitor.alert.apprise import AppriseNotifier
+from monitor.alert.email import EmailNotifier
+from monitor.alert.log import LogNotifier
+from monitor.alert.webhook import WebhookNotifier
 from monitor.errors import DeliveryError
 from monitor.models import AlertMessage
 from tests.servers import SMTPServer, WebhookReceiver, make_alert

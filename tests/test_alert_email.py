@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from monitor.alert import EmailNotifier, Notifier, render
+from monitor.alert import Notifier, render
+from monitor.alert.email import EmailNotifier
 from monitor.errors import DeliveryError
 from tests.servers import SMTPServer, make_alert
 

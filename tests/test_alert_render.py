@@ -13,7 +13,8 @@ import pytest
 import structlog
 from standardwebhooks import Webhook
 
-from monitor.alert import LogNotifier, Notifier, render, signing
+from monitor.alert import Notifier, render, signing
+from monitor.alert.log import LogNotifier
 from monitor.web import parse_retry_after
 from tests.servers import make_alert
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from monitor import __version__
-from monitor.alert import Notifier, WebhookNotifier, render
+from monitor.alert import Notifier, render
+from monitor.alert.webhook import WebhookNotifier
 from monitor.errors import ConfigError, DeliveryError
 from tests.servers import Reply, WebhookReceiver, make_alert
 

@@ -138,6 +138,7 @@ async def test_healthz_is_200_with_detail_while_the_scheduler_runs_and_the_datab
         "reloads": 3,
         "reload_errors": 2,
         "last_error": "watchlist.yaml:3:12: bad query",
+        "regex_timeouts": 0,
     }
 
 
@@ -203,6 +204,7 @@ async def test_metrics_count_what_the_pipeline_observers_report(http: Running) -
     assert v[("monitor_watchlist_reloads_total", ())] == 2
     assert v[("monitor_watchlist_reload_errors_total", ())] == 1
     assert v[("monitor_watchlist_reload_failing", ())] == 0
+    assert v[("monitor_regex_timeouts_total", ())] == 0
     assert v[("monitor_scheduler_running", ())] == 1
     assert not any(name.endswith("_created") for name, _ in v)
 

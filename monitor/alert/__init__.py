@@ -7,10 +7,16 @@
     email.py     EmailNotifier: multipart email over SMTP (STARTTLS or implicit TLS)
     log.py       LogNotifier: one structlog event per alert
     apprise.py   AppriseNotifier: Slack, Discord, Telegram, ntfy, ... through Apprise URLs
+    attempt.py   one attempt's exceptions -> DeliveryError, the same way for every channel
+    routes.py    ChannelRoute (severity floor, digest, burst, rate limit), routes_for
+
+The notifiers are imported from their modules (`from monitor.alert.webhook import
+WebhookNotifier`); this package's own module holds only the protocol, so no channel module
+imports a module that imports it back.
 
 A notifier knows nothing of the database or of retries: it makes one attempt and either
 returns (delivered) or raises DeliveryError, with `.permanent` (do not retry) and
-`.retry_after` (seconds the peer asked for). The scheduler owns backoff and bookkeeping.
+`.retry_after` (seconds the peer asked for). monitor.delivery owns backoff and bookkeeping.
 """
 
 from __future__ import annotations
@@ -45,18 +51,3 @@ class Notifier(Protocol):
     async def aclose(self) -> None:
         """Release connections; the notifier is not used afterwards."""
         ...
-
-
-from monitor.alert.apprise import AppriseNotifier, validate_apprise_urls  # noqa: E402
-from monitor.alert.email import EmailNotifier  # noqa: E402
-from monitor.alert.log import LogNotifier  # noqa: E402
-from monitor.alert.webhook import WebhookNotifier  # noqa: E402
-
-__all__ = [
-    "AppriseNotifier",
-    "EmailNotifier",
-    "LogNotifier",
-    "Notifier",
-    "WebhookNotifier",
-    "validate_apprise_urls",
-]

@@ -8,9 +8,9 @@ Two layers, because a watchlist is written by people and run on text written by 
    is linear-ish in practice; alternations of overlapping branches under a quantifier
    (`(a|a)*`) can still be slow, hence:
 2. **Bounded at run time**: with the `regex` package (a dependency) every search has a timeout
-   (50 ms); a search that times out counts as "no match" and is counted in
-   `RegexTerm.timeouts`, so one bad rule cannot stall the matcher. Without `regex` (a stripped
-   install) the stdlib engine is used with layer 1 only.
+   (50 ms); a search that times out counts as "no match", so one bad rule cannot stall the
+   matcher, and is counted (`timeouts()`, exported as `monitor_regex_timeouts_total`): a rule
+   that may be missing matches is never silent.
 """
 
 from __future__ import annotations
@@ -18,13 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-try:  # pragma: no cover - exercised by whichever is installed
-    import regex as _regex
-
-    HAVE_REGEX = True
-except ImportError:  # pragma: no cover
-    _regex = None
-    HAVE_REGEX = False
+import regex as _regex
 
 TIMEOUT_S = 0.05
 MAX_LEN = 500
@@ -134,54 +128,45 @@ def _unbounded_or_many(q: str) -> bool:
     return hi == "" or int(hi) > 1
 
 
+_timeouts = [0]  # searches cut off by the timeout, in this process (a list: one shared cell)
+
+
+def timeouts() -> int:
+    """How many regex searches were cut off by the timeout in this process."""
+    return _timeouts[0]
+
+
 class RegexTerm:
     """A compiled, checked pattern; `search(text)` returns a match span or None."""
-
-    timeouts = 0  # class-wide count of searches cut off by the timeout
 
     def __init__(self, pattern: str, case_sensitive: bool) -> None:
         check(pattern)
         self.pattern = pattern
         self.case_sensitive = case_sensitive
-        self._re: Any
-        if _regex is not None:
-            flags = _regex.V0 | (0 if case_sensitive else _regex.IGNORECASE | _regex.FULLCASE)
-            try:
-                self._re = _regex.compile(pattern, flags)
-            except _regex.error as exc:
-                raise UnsafeRegex(f"invalid regex: {exc.msg}", exc.pos or 0) from None
-        else:  # pragma: no cover
-            try:
-                self._re = re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
-            except re.error as exc:
-                raise UnsafeRegex(f"invalid regex: {exc.msg}", exc.pos or 0) from None
+        flags = _regex.V0 | (0 if case_sensitive else _regex.IGNORECASE | _regex.FULLCASE)
+        try:
+            self._re: Any = _regex.compile(pattern, flags)
+        except _regex.error as exc:
+            raise UnsafeRegex(f"invalid regex: {exc.msg}", exc.pos or 0) from None
 
     def finditer(self, text: str, limit: int = 20) -> list[tuple[int, int]]:
         """Up to `limit` non-empty match spans."""
         out: list[tuple[int, int]] = []
         try:
-            it = (
-                self._re.finditer(text, timeout=TIMEOUT_S)
-                if _regex is not None
-                else self._re.finditer(text)
-            )
-            for m in it:
+            for m in self._re.finditer(text, timeout=TIMEOUT_S):
                 if m.end() > m.start():
                     out.append(m.span())
                     if len(out) >= limit:
                         break
         except TimeoutError:
-            RegexTerm.timeouts += 1
+            _timeouts[0] += 1
             return []
         return out
 
     def search(self, text: str) -> bool:
         try:
-            if _regex is not None:
-                m = self._re.search(text, timeout=TIMEOUT_S)
-            else:  # pragma: no cover
-                m = self._re.search(text)
+            m = self._re.search(text, timeout=TIMEOUT_S)
         except TimeoutError:
-            RegexTerm.timeouts += 1
+            _timeouts[0] += 1
             return False
         return m is not None and m.end() > m.start()

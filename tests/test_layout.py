@@ -1,0 +1,121 @@
+"""The shape of the code, checked (docs/design.md, "Shape"): imports run one way (no module
+imports another that imports it back, directly or around a longer loop, TYPE_CHECKING imports
+included), modules stay small, and the SQL stays in the store."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "monitor"
+MAX_LINES = 500
+MAX_PIPELINE_LINES = 450
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path) -> set[str]:
+    """The monitor modules a module names in its imports, wherever they stand (function
+    bodies and `if TYPE_CHECKING:` included). `from pkg import name` names the submodule
+    pkg.name when there is one, else pkg itself."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in MODULES else node.module)
+    return {m for m in found if m in MODULES}
+
+
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
+
+
+def _cycles() -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_graph_sees_imports() -> None:
+    assert "monitor.rules.nodes" in GRAPH["monitor.rules.matcher"]
+    assert "monitor.delivery" in GRAPH["monitor.scheduler"]
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    assert _cycles() == []
+
+
+def test_rules_import_one_way() -> None:
+    order = ["text", "query", "regexsafe", "nodes", "matcher", "compiler", "watchlist"]
+    rank = {f"monitor.rules.{m}": i for i, m in enumerate(order)}
+    for module, i in rank.items():
+        later = [m for m in GRAPH[module] if rank.get(m, -1) > i]
+        assert later == [], f"{module} imports {later}, which come after it"
+
+
+def test_observers_do_not_import_an_orchestrator() -> None:
+    for module in ("monitor.metrics", "monitor.server"):
+        assert not GRAPH[module] & {"monitor.pipeline", "monitor.delivery", "monitor.scheduler"}
+
+
+def test_modules_are_small() -> None:
+    sizes = {n: len(p.read_text(encoding="utf-8").splitlines()) for n, p in MODULES.items()}
+    assert {n: s for n, s in sizes.items() if s > MAX_LINES} == {}
+    assert sizes["monitor.pipeline"] < MAX_PIPELINE_LINES
+
+
+def test_the_sql_stays_in_the_store() -> None:
+    callers = [n for n in MODULES if n.split(".")[1:2] in (["cli"], ["server"], ["metrics"])]
+    assert "monitor.cli.views" in callers
+    for name in callers:
+        tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in ("sqlalchemy", "sqlmodel")]
+            assert bad == [], f"{name} imports {bad}: call a store function instead"
