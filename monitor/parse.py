@@ -67,6 +67,7 @@ from monitor.normalize import (
     plain_to_text,
     strip_page_chrome,
 )
+from monitor.web import is_web_url
 
 __all__ = ["ParsedFeed", "canonical_url", "html_to_text", "parse_feed"]
 
@@ -245,10 +246,10 @@ def _link(entry: Mapping[str, Any]) -> str | None:
 
 def _base(feed: Mapping[str, Any], base_url: str | None) -> str | None:
     """Base for links feedparser left relative: the feed URL, else the site link."""
-    if base_url and base_url.startswith(("http://", "https://")):
+    if is_web_url(base_url):
         return base_url
     site = feed.get("link")
-    if isinstance(site, str) and site.startswith(("http://", "https://")):
+    if isinstance(site, str) and is_web_url(site):
         return site
     return None
 

@@ -20,6 +20,7 @@ from monitor import yamlconf
 from monitor.errors import ConfigError
 from monitor.severity import Severity
 from monitor.units import Duration, Size, format_duration
+from monitor.web import is_web_url
 
 DEFAULT_CONFIG = "config/monitor.yaml"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -123,8 +124,8 @@ class WebhookChannel(ChannelBase):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if urlsplit(v).scheme not in ("http", "https"):
-            raise ValueError("webhook url must be http or https")
+        if not is_web_url(v):
+            raise ValueError("webhook url must be an absolute http or https URL")
         return v
 
 

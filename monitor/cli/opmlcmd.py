@@ -9,6 +9,7 @@ import click
 from monitor.cli.base import Env, err, out, pass_env
 from monitor.errors import MonitorError
 from monitor.settings import load_settings
+from monitor.web import is_web_url
 
 
 @click.group("opml")
@@ -68,14 +69,12 @@ def opml_export(env: Env, output: Path | None) -> None:
     """The configured feeds as OPML 2.0: a folder per first tag, every tag in `category`.
 
     Local-file feeds are left out (noted on stderr). Only monitor.yaml is read."""
-    from urllib.parse import urlsplit
-
     from monitor import opml
     from monitor.settings import url_secrets
 
     rows: list[tuple[str, str, tuple[str, ...]]] = []
     for f in load_settings(env.config).feeds:
-        if urlsplit(f.url).scheme.lower() not in ("http", "https"):
+        if not is_web_url(f.url):
             err.print(f"{f.id}: left out: a local file, not a URL a reader can fetch", markup=False)
             continue
         if url_secrets(f.url):

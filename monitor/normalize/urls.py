@@ -8,6 +8,7 @@ import datetime as dt
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
 from monitor.normalize.text import MAX_URL
+from monitor.web import is_web_url
 
 UTC = dt.UTC
 
@@ -107,7 +108,7 @@ def _unwrap_google(parts: tuple[str, str, str, str, str]) -> str | None:
     if path == "/url":
         params = dict(parse_qsl(query))
         target = params.get("url") or params.get("q")
-        if target and target.startswith(("http://", "https://")):
+        if target and is_web_url(target):
             return target
         return None
     if host == "news.google.com" and "/articles/" in path:
@@ -145,7 +146,7 @@ def _google_news_token(token: str) -> str | None:
         url = url_bytes.decode("ascii")
     except UnicodeDecodeError:
         return None
-    if url.startswith(("http://", "https://")) and url.isprintable() and " " not in url:
+    if is_web_url(url) and url.isprintable() and " " not in url:
         return url
     return None
 
