@@ -2,8 +2,7 @@
 
 The same SQLModel code runs on both. SQLite gets WAL (readers never block the writer), a busy
 timeout (a second process waits instead of failing with "database is locked") and foreign keys.
-The schema is created with `create_all` and its version recorded in `schema_version`; see
-docs/design.md ("Schema and migrations") for why Alembic is not used yet.
+The schema is made and upgraded by Alembic revisions: see monitor.schema.
 """
 
 from __future__ import annotations
@@ -18,18 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url  # Engine: re-exported for the callers
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from monitor import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from monitor.errors import StoreError
-
-SCHEMA_VERSION = 1
-
-_schema_version = sa.Table(
-    "schema_version",
-    SQLModel.metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-)
 
 
 def normalize_url(url: str) -> str:
@@ -59,29 +50,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
-
-
-def upgrade(engine: Engine) -> int:
-    """Create missing tables and record the schema version. Idempotent; safe with several
-    processes starting at once (create_all checks first; a lost race is retried once)."""
-    try:
-        try:
-            SQLModel.metadata.create_all(engine)
-        except SQLAlchemyError:
-            SQLModel.metadata.create_all(engine)  # another process created them meanwhile
-        with engine.begin() as conn:
-            current = conn.execute(sa.select(sa.func.max(_schema_version.c.version))).scalar()
-            if current is None:
-                # Insert-or-ignore: processes starting together on a new database all try.
-                insert_ignore(conn, _schema_version, version=SCHEMA_VERSION)
-                current = SCHEMA_VERSION
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database schema {current} is newer than this monitor ({SCHEMA_VERSION})"
-                )
-        return int(current)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"database upgrade failed: {describe(exc)}") from exc
 
 
 def insert_ignore(conn: sa.Connection | Session, table: Any, **values: object) -> bool:

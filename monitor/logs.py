@@ -48,7 +48,15 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries log every request at INFO; their failures reach us as exceptions anyway.
-    for noisy in ("httpx", "httpcore", "apscheduler", "mail.log", "watchfiles", "apprise"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "apscheduler",
+        "mail.log",
+        "watchfiles",
+        "apprise",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

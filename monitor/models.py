@@ -1,8 +1,12 @@
 """Database tables (SQLModel) and the plain value types the stages pass to each other.
 
 Tables: Feed (per-feed polling state and health, kept as data), Item (one normalized entry),
-Alert (one per rule and item, unique), Delivery (one per alert and channel: the outbox),
-RuleState (when each version of a rule became active).
+Tombstone (what is left of a purged item: enough never to take it for new again), Alert (one
+per rule and item, unique), Delivery (one per alert and channel: the outbox), RuleState (when
+each version of a rule became active).
+
+Every change to these tables is an Alembic revision (monitor/migrations/versions/), checked
+by tests/test_migrations.py to agree with the models.
 
 Value types are frozen dataclasses: stages exchange these, never ORM rows, so that parse, rules
 and alert do not depend on the database.
@@ -68,7 +72,17 @@ class Feed(SQLModel, table=True):
     consecutive_errors: int = 0
     last_item_count: int = 0
     total_items: int = 0
+    # Due time; while a worker holds the feed, the end of its lease (claimed_by says whose).
     next_due_at: dt.datetime | None = _ts(index=True)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    last_error_kind: str | None = Field(default=None, max_length=40)  # FetchTimeout, ParseError…
+    # Health (ok, failing, stale) and since when; the posting cadence the interval follows.
+    health: str = Field(default="ok", max_length=16)
+    health_since: dt.datetime | None = _ts()
+    last_new_at: dt.datetime | None = _ts()  # the last poll that found a new item
+    gaps: list[float] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))  # seconds
+    interval_s: float | None = None  # the current poll interval, when adaptive
+    body_hash: str | None = Field(default=None, max_length=64)  # of the last body parsed
 
 
 class Item(SQLModel, table=True):
@@ -89,6 +103,16 @@ class Item(SQLModel, table=True):
     first_seen_at: dt.datetime | None = _ts(index=True)
     updated_at: dt.datetime | None = _ts()
     content_hash: str = Field(max_length=64, index=True)
+
+
+class Tombstone(SQLModel, table=True):
+    """A purged item's identity and content hash: its feed republishing it is not news."""
+
+    feed_id: str = Field(primary_key=True, max_length=200)
+    guid: str = Field(primary_key=True, max_length=2000)
+    content_hash: str = Field(max_length=64)
+    first_seen_at: dt.datetime | None = _ts()
+    purged_at: dt.datetime | None = _ts(index=True)
 
 
 class Alert(SQLModel, table=True):
@@ -126,6 +150,7 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     sent_at: dt.datetime | None = _ts()
     digest_id: str | None = Field(default=None, max_length=40, index=True)  # sent in a digest
+    claimed_by: str | None = Field(default=None, max_length=100)  # the worker of the attempt
 
 
 class RuleState(SQLModel, table=True):
@@ -137,6 +162,13 @@ class RuleState(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     active_since: dt.datetime | None = _ts()
     backfilled: bool = False
+
+
+# The schema version monitor 0.1.0 kept (1); revision 0002 sets it to 2, so that 0.1.0 refuses
+# an upgraded database. Alembic's alembic_version table is the real record since.
+schema_version = sa.Table(
+    "schema_version", SQLModel.metadata, sa.Column("version", sa.Integer, primary_key=True)
+)
 
 
 # --- value types -------------------------------------------------------------------------

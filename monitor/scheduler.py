@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
-from monitor import activation, db, delivery, logs, pipeline, server
+from monitor import activation, db, delivery, logs, pipeline, schema, server
 from monitor.alert import Notifier
 from monitor.alert.apprise import AppriseNotifier, apprise_secrets
 from monitor.alert.email import EmailNotifier
@@ -121,7 +121,7 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
     ]
     logs.redact(settings.secrets() | set(apprise_secrets(apprise_urls)))  # before any logging
     engine = db.make_engine(settings.database)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     poll = settings.poll
     fetcher = Fetcher(
         FetchLimits(

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 from structlog.testing import capture_logs
 
-from monitor import db, server
+from monitor import db, schema, server
 from monitor.metrics import Metrics, WatchlistStatus, feed_state
 from monitor.models import Alert, Delivery, Feed, Item, utcnow
 from monitor.outcomes import DeliveryOutcome, FeedOutcome
@@ -40,7 +40,7 @@ WATCHLIST = WatchlistStatus("v123abc", 3, reloads=2, reload_errors=1, last_error
 @pytest.fixture
 def engine(sqlite_url: str) -> Iterator[sa.Engine]:
     engine = db.make_engine(sqlite_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     yield engine
     engine.dispose()
 

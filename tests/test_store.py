@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlmodel import Session, select
 
-from monitor import db, store
+from monitor import db, schema, store
 from monitor.models import Delivery, Hit, Item, ItemData
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -16,7 +16,7 @@ NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def engine(db_url: str):  # type: ignore[no-untyped-def]
     engine = db.make_engine(db_url)
-    db.upgrade(engine)
+    schema.upgrade(engine)
     with Session(engine) as s:
         store.sync_feeds(s, [("f1", "http://example.org/rss")], NOW)
         s.commit()

@@ -9,7 +9,7 @@ import sys
 import click
 from rich.console import Console
 
-from monitor import __version__, db, logs
+from monitor import __version__, db, logs, schema
 from monitor.config import Config, load_config
 from monitor.models import utcnow
 from monitor.rules import Watchlist
@@ -44,7 +44,7 @@ class Env:
 
     def engine(self) -> db.Engine:
         engine = db.make_engine(self.settings.database)
-        db.upgrade(engine)
+        schema.upgrade(engine)
         return engine
 
 

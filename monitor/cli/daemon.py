@@ -8,7 +8,7 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from monitor import db, scheduler
+from monitor import db, scheduler, schema
 from monitor.cli.base import Env, cli, err, out, pass_env
 
 
@@ -86,5 +86,11 @@ def db_group() -> None:
 def db_upgrade(env: Env) -> None:
     """Apply schema migrations (also done at every start)."""
     engine = db.make_engine(env.settings.database)
-    version = db.upgrade(engine)
-    out.print(f"{db.redact_url(env.settings.database)}: schema version {version}")
+    done = schema.upgrade(engine)
+    engine.dispose()
+    where = db.redact_url(env.settings.database)
+    if not done.changed:
+        out.print(f"{where}: schema at revision {done.revision}, the newest; nothing to do")
+    else:
+        was = done.previous or "an empty database"
+        out.print(f"{where}: schema upgraded from {was} to {done.revision}")

@@ -1,0 +1,217 @@
+"""Upgrades: a database written by monitor 0.1.0 upgrades in place and nothing already alerted
+alerts again; the models and the migrations agree; a newer or a foreign database is refused;
+processes starting together on an empty database all come up.
+
+The 0.1.0 databases are SQL dumps made by 0.1.0 itself (tests/data/upgrade/make_fixture.py):
+one poll of feed-0.1.0.xml with backfill, 4 alerts, each delivered to `ops` (sent) and to
+`audit` (a 503, so still pending).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from monitor import db, schema
+from monitor.cli import run_cli
+from monitor.errors import StoreError
+from tests.conftest import DATA, ROOT
+from tests.servers import WebhookReceiver
+
+FIXTURE = DATA / "upgrade"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OLD_TITLES = {
+    "North Korea fires ballistic missile into the sea",
+    "Japan protests North Korea missile overflight",
+    "US and South Korea hold drills after North Korea missile launch",
+    "Grain ships leave Odesa under corridor deal",
+}
+NEW_TITLES = {
+    "North Korea fires two more missiles, Seoul says",
+    "UN Security Council meets on North Korea missile tests",
+}
+
+
+def load_0_1_0(url: str) -> None:
+    """Make `url` the database monitor 0.1.0 left (its own dump, replayed)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(str(parsed.database)) as conn:
+            conn.executescript((FIXTURE / "0.1.0-sqlite.sql").read_text())
+        return
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    dump = (FIXTURE / "0.1.0-postgresql.sql").read_text()
+    # psql meta-commands (pg_dump's \restrict guard) are psql's, not SQL
+    sql = "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+def config(tmp_path: Path, url: str, ops: WebhookReceiver, audit: WebhookReceiver) -> Path:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes((FIXTURE / "feed-now.xml").read_bytes())
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        f"""database: {url}
+watchlist: {FIXTURE / "watchlist.yaml"}
+feeds:
+  - id: upgrade
+    url: {feed}
+    backfill: true
+channels:
+  ops: {{type: webhook, url: "{ops.url}", secret: {SECRET}}}
+  audit: {{type: webhook, url: "{audit.url}", secret: {SECRET}}}
+"""
+    )
+    return path
+
+
+def test_the_fixture_is_0_1_0s() -> None:
+    for name in ("0.1.0-sqlite.sql", "0.1.0-postgresql.sql"):
+        text = (FIXTURE / name).read_text()
+        assert "alembic_version" not in text and "schema_version" in text
+
+
+def test_a_0_1_0_database_upgrades_and_alerts_only_on_the_new_items(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0(db_url)
+    engine = db.make_engine(db_url)
+    assert schema.current(engine) is None  # 0.1.0 kept no Alembic history
+    with WebhookReceiver(secret=SECRET) as ops, WebhookReceiver(secret=SECRET) as audit:
+        path = config(tmp_path, db_url, ops, audit)
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert schema.current(engine) == schema.head()
+        sent = ops.wait_for(2)
+        assert {r.json["item"]["title"] for r in sent} == NEW_TITLES
+        assert all(r.verified for r in sent)
+        # audit: the four deliveries 0.1.0 left pending, then the two new alerts; each once
+        pending = audit.wait_for(6)
+        titles = [r.json["item"]["title"] for r in pending]
+        assert sorted(titles) == sorted(OLD_TITLES | NEW_TITLES)
+        assert len({r.headers["webhook-id"] for r in pending}) == 6
+        capsys.readouterr()
+        # a second cycle: nothing new, nothing sent again
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert len(ops.requests) == 2 and len(audit.requests) == 6
+    capsys.readouterr()
+    assert run_cli(["--config", str(path), "alerts"]) == 0
+    shown = capsys.readouterr().out
+    for title in OLD_TITLES | NEW_TITLES:
+        assert title[:40] in shown
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version FROM schema_version")).scalar()
+        health = conn.execute(sa.text("SELECT health FROM feed WHERE id = 'upgrade'")).scalar()
+    assert version == 2  # so that 0.1.0 refuses the upgraded database
+    assert health == "ok"
+    engine.dispose()
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    """`alembic check`: an empty database upgraded to the newest revision is exactly what
+    the models describe (tables, columns, types, indexes, constraints)."""
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_the_baseline_is_0_1_0s_schema(tmp_path: Path) -> None:
+    """Revision 0001 builds the very schema 0.1.0's create_all built (the dump's DDL)."""
+    import sqlite3
+
+    ours = tmp_path / "ours.db"
+    engine = db.make_engine(f"sqlite:///{ours}")
+    with engine.connect() as conn:
+        from alembic import command
+
+        cfg = schema._config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, schema.BASELINE)
+        conn.commit()
+    engine.dispose()
+    theirs = tmp_path / "theirs.db"
+    with sqlite3.connect(theirs) as c:
+        c.executescript((FIXTURE / "0.1.0-sqlite.sql").read_text())
+
+    def shape(path: Path) -> set[tuple[str, str, str]]:
+        with sqlite3.connect(path) as c:
+            rows = c.execute(
+                "SELECT m.name, p.name, p.type || ':' || p.\"notnull\" || ':' || p.pk "
+                "FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+                "WHERE m.type = 'table' AND m.name != 'alembic_version'"
+            ).fetchall()
+            idx = c.execute(
+                "SELECT tbl_name, name, '' FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name != 'alembic_version'"
+            ).fetchall()
+        return set(rows) | set(idx)
+
+    assert shape(ours) == shape(theirs)
+
+
+def test_a_newer_database_is_refused(db_url: str, tmp_path: Path) -> None:
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match=r"revision 9999\) is newer than this monitor"):
+        schema.upgrade(engine)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n")
+    assert run_cli(["--config", str(path), "db", "upgrade"]) == 1
+    with engine.connect() as conn:  # nothing was changed
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "9999"
+    engine.dispose()
+
+
+def test_a_foreign_database_is_refused(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(StoreError, match="not monitor's"):
+        schema.upgrade(engine)
+    assert sa.inspect(engine).get_table_names() == ["customers"]
+    engine.dispose()
+
+
+def test_db_upgrade_says_what_it_did(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0(sqlite_url)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(f"database: {sqlite_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n")
+    assert run_cli(["--config", str(path), "db", "upgrade"]) == 0
+    assert f"from 0001 to {schema.head()}" in capsys.readouterr().out
+    assert run_cli(["--config", str(path), "db", "upgrade"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_processes_upgrading_together_all_succeed(tmp_path: Path, db_url: str) -> None:
+    """Three `monitor db upgrade` started at once on an empty database: one migrates under the
+    lock, the others wait for it and find the work done; all exit 0."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n")
+    cmd = [sys.executable, "-m", "monitor", "--config", str(path), "db", "upgrade"]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert sum("upgraded from an empty database" in o for o in outputs) == 1, outputs
+    engine = db.make_engine(db_url)
+    assert schema.current(engine) == schema.head()
+    engine.dispose()
