@@ -62,6 +62,14 @@ def insert_ignore(conn: sa.Connection | Session, table: Any, **values: object) -
     return conn.execute(stmt.returning(sa.literal(1))).first() is not None
 
 
+def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Many rows in one INSERT … ON CONFLICT DO NOTHING."""
+    if rows:
+        bind = session.get_bind()
+        insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(table).values(rows).on_conflict_do_nothing())
+
+
 def ping(engine: Engine) -> bool:
     try:
         with engine.connect() as conn:

@@ -82,6 +82,7 @@ class Outbox:
 
     engine: Engine
     channels: Mapping[str, ChannelRoute]
+    worker: str = "worker"  # this process, as claims name it (scheduler.worker_id)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_delivery: list[Callable[[DeliveryOutcome], None]] = field(default_factory=list)
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
@@ -137,6 +138,7 @@ async def deliver(outbox: Outbox, *, wait: bool = True, limit: int = 1000) -> De
 
 
 def _claim_units(outbox: Outbox, now: dt.datetime, limit: int) -> list[list[Claimed]]:
+    """Claim what is due in one transaction (committed once for the whole batch)."""
     units: list[list[Claimed]] = []
     with db.session(outbox.engine) as s:
         by_channel: dict[str, list[Delivery]] = {}
@@ -150,8 +152,9 @@ def _claim_units(outbox: Outbox, now: dt.datetime, limit: int) -> list[list[Clai
             if route is not None and route.digest is not None:
                 rows = store.pending_deliveries(s, channel, now)  # the window's worth
             lease = route.lease if route is not None else outbox.retry.lease
-            claimed = store.claim_for_sending(s, rows, now, lease)
+            claimed = store.claim(s, rows, now, lease, worker=outbox.worker)
             units.extend(plan_units(route, claimed, budget))
+        s.commit()
     return units
 
 
@@ -200,6 +203,7 @@ async def _send(outbox: Outbox, unit: list[Claimed], report: DeliveryReport) -> 
             outcome.result,
             c.attempt,
             outcome.next_attempt,
+            c.took_over,
         )
         for observe in outbox.on_delivery:
             observe(observed)

@@ -23,8 +23,8 @@ import hashlib
 import ipaddress
 import socket
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,8 @@ class Fetcher:
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(limits.per_host)
         )
+        self._busy = 0  # fetches holding or waiting for a slot, all hosts
+        self._busy_hosts: Counter[str] = Counter()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -174,13 +176,40 @@ class Fetcher:
     @contextlib.asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         """A place among the fetches in flight (all hosts, and this URL's host). The caller
-        may hold it across its own work, e.g. claiming the feed just before fetching, and
-        then fetch with in_slot=True."""
+        may hold it across its own work and then fetch with in_slot=True."""
         if is_local_path(url):
             yield
             return
-        async with self._all, self._hosts[urlsplit(url).hostname or ""]:
-            yield
+        host = _host(url)
+        self._busy += 1
+        self._busy_hosts[host] += 1
+        try:
+            async with self._all, self._hosts[host]:
+                yield
+        finally:
+            self._busy -= 1
+            self._busy_hosts[host] -= 1
+
+    def admission(self) -> Callable[[str], bool]:
+        """A gate for one batch of claims: True for each URL that can start fetching at once
+        (counting the ones it already let through), False once the global or that host's
+        limit would be passed. Local files are always let through."""
+        picked: Counter[str] = Counter()
+        total = [self._busy]
+
+        def room(url: str) -> bool:
+            if is_local_path(url):
+                return True
+            host = _host(url)
+            if total[0] >= self.limits.concurrency:
+                return False
+            if self._busy_hosts[host] + picked[host] >= self.limits.per_host:
+                return False
+            picked[host] += 1
+            total[0] += 1
+            return True
+
+        return room
 
     async def fetch(
         self,
@@ -293,6 +322,13 @@ _ACCEPT = (
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 def _check_scheme(url: str) -> None:

@@ -75,7 +75,9 @@ class Metrics:
         channels: Iterable[str],
         watchlist: Callable[[], WatchlistStatus],
         running: Callable[[], bool] = lambda: True,
+        worker: str = "worker",
     ) -> None:
+        self.worker = worker
         # No `*_created` sample beside every counter: they double the output and Prometheus
         # does not need them in the text format.
         disable_created_metrics()
@@ -105,13 +107,45 @@ class Metrics:
             ["channel", "result"],
             registry=r,
         )
-        info = Gauge("monitor_info", "This monitor's version.", ["version"], registry=r)
-        info.labels(version=__version__).set(1)
+        info = Gauge(
+            "monitor_info", "This monitor's version and worker id.", ["version", "worker"],
+            registry=r,
+        )  # fmt: skip
+        info.labels(version=__version__, worker=worker).set(1)
+        self.claims = Counter(
+            "monitor_claims",
+            "What this worker claimed: feeds to poll, deliveries to attempt.",
+            ["kind"],
+            registry=r,
+        )
+        self.lease_expiries = Counter(
+            "monitor_lease_expiries",
+            "Claims this worker took over because another's lease ran out unsettled (a worker "
+            "that died or stalled): feeds, deliveries.",
+            ["kind"],
+            registry=r,
+        )
+        self._counts = {
+            "claims": {"feed": 0, "delivery": 0},
+            "lease_expiries": {"feed": 0, "delivery": 0},
+        }
         ProcessCollector(registry=r)
         r.register(StateCollector(watchlist, running))
         r.register(DatabaseCollector(engine, feeds, tuple(channels)))
 
+    def _claimed(self, kind: str, took_over: bool) -> None:
+        self.claims.labels(kind=kind).inc()
+        self._counts["claims"][kind] += 1
+        if took_over:
+            self.lease_expiries.labels(kind=kind).inc()
+            self._counts["lease_expiries"][kind] += 1
+
+    def worker_status(self) -> dict[str, object]:
+        """For /healthz: this worker's id, its claims and the leases it took over."""
+        return {"id": self.worker, **{k: dict(v) for k, v in self._counts.items()}}
+
     def observe_feed(self, outcome: FeedOutcome) -> None:
+        self._claimed("feed", outcome.took_over)
         status = str(outcome.status) if outcome.status else (outcome.error_kind or "error")
         self.fetches.labels(status=status).inc()
         self.fetch_duration.observe(outcome.elapsed)
@@ -121,6 +155,7 @@ class Metrics:
             self.alerts_created.inc(outcome.alerts)
 
     def observe_delivery(self, outcome: DeliveryOutcome) -> None:
+        self._claimed("delivery", outcome.took_over)
         self.attempts.labels(channel=outcome.channel, result=outcome.result).inc()
 
     def render(self) -> bytes:

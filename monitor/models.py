@@ -75,6 +75,7 @@ class Feed(SQLModel, table=True):
     # Due time; while a worker holds the feed, the end of its lease (claimed_by says whose).
     next_due_at: dt.datetime | None = _ts(index=True)
     claimed_by: str | None = Field(default=None, max_length=100)
+    enabled: bool = True  # in the configuration (a removed feed's row stays, unpolled)
     last_error_kind: str | None = Field(default=None, max_length=40)  # FetchTimeout, ParseError…
     # Health (ok, failing, stale) and since when; the posting cadence the interval follows.
     health: str = Field(default="ok", max_length=16)

@@ -16,12 +16,12 @@ class FeedOutcome:
     ok: bool
     status: int | None = None
     items: int = 0
-    new: int = 0  # items never seen before
-    changed: int = 0  # items whose text changed
+    new: int = 0
     alerts: int = 0
     error: str | None = None
     error_kind: str | None = None  # the FetchError/ParseError class name
     elapsed: float = 0.0  # seconds spent fetching
+    took_over: bool = False  # claimed after another worker's lease on it ran out
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class DeliveryOutcome:
     result: str  # sent | retry | dead
     attempt: int
     next_attempt: dt.datetime | None = None  # when a retry is due
+    took_over: bool = False  # claimed after an earlier attempt's lease ran out
 
 
 @dataclass

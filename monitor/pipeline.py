@@ -53,7 +53,10 @@ class Context:
     feeds: Mapping[str, FeedJob]
     watchlist: Callable[[], Watchlist]
     channels: Mapping[str, ChannelRoute]
-    feed_lease: dt.timedelta = dt.timedelta(minutes=5)
+    worker: str = "worker"  # this process, as claims name it (scheduler.worker_id)
+    # How long a claimed feed is ours: one fetch and parse, and some; a killed worker's
+    # feeds are due again this soon.
+    feed_lease: dt.timedelta = dt.timedelta(seconds=90)
     retention: dt.timedelta = dt.timedelta(days=180)
     # rule id -> when the rule, as now written, became active (activation.activate sets it).
     active_since: dict[str, dt.datetime] = field(default_factory=dict)
@@ -78,54 +81,74 @@ async def poll(
     on_done: Callable[[FeedOutcome], None] | None = None,
 ) -> CycleReport:
     """One cycle: every due feed (or every feed), polled concurrently within the fetcher's
-    limits. Returns what happened to each feed."""
-    now = utcnow()
-    ids = list(ctx.feeds)
-    if not everything:
-        ids = await asyncio.to_thread(_due, ctx, ids, now)
-    report = CycleReport()
+    limits. Returns what happened to each feed.
 
-    async def one(feed_id: str) -> None:
-        outcome = await poll_feed(ctx, ctx.feeds[feed_id], force=everything)
-        if outcome is not None:
+    Feeds are claimed in batches, only as many as the fetcher can start at once and only for
+    hosts with a free slot, so that a claimed feed is fetched at once and its lease (a little
+    more than one fetch and parse) never runs out while it waits. Whenever a poll finishes,
+    its place goes to the next due feed.
+    """
+    report = CycleReport()
+    polled: set[str] = set()  # this cycle's feeds: never claimed twice in one cycle
+    running: set[asyncio.Task[FeedOutcome]] = set()
+    concurrency = ctx.fetcher.limits.concurrency
+    # Claim in batches of a quarter of the fetch slots or more, not one feed per finished poll.
+    worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
+    while True:
+        room = concurrency - len(running)
+        if room >= worth_it or not running:
+            want = min(room, CLAIM_BATCH)
+            claims = await asyncio.to_thread(_claim, ctx, want, polled, everything)
+            for claim in claims:
+                polled.add(claim.id)
+                if claim.id in ctx.feeds:  # else configured in another worker's file only
+                    running.add(asyncio.create_task(poll_feed(ctx, ctx.feeds[claim.id], claim)))
+            if not running:
+                return report
+            if len(claims) == want and room - want >= worth_it:
+                continue  # a full batch: there may be more due
+        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            outcome = task.result()
             report.feeds.append(outcome)
             if on_done:
                 on_done(outcome)
 
-    await asyncio.gather(*(one(i) for i in ids))
-    return report
+
+CLAIM_BATCH = 100  # feeds claimed in one transaction, at most
 
 
-def _due(ctx: Context, ids: Sequence[str], now: dt.datetime) -> list[str]:
+def _claim(ctx: Context, limit: int, polled: set[str], everything: bool) -> list[store.FeedClaim]:
     with db.session(ctx.engine) as s:
-        return store.due_feeds(s, ids, now)
+        return store.claim_feeds(
+            s,
+            utcnow(),
+            worker=ctx.worker,
+            lease=ctx.feed_lease,
+            limit=limit,
+            room=ctx.fetcher.admission(),
+            skip=polled,
+            force=everything,
+        )
 
 
-async def poll_feed(ctx: Context, feed: FeedJob, *, force: bool = False) -> FeedOutcome | None:
-    """Fetch, parse, store and match one feed. None when another process holds it."""
-    outcome = await _poll_feed(ctx, feed, force)
-    if outcome is not None:
-        for observe in ctx.on_feed:
-            observe(outcome)
+async def poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> FeedOutcome:
+    """Fetch, parse, store and match one claimed feed; tell the observers."""
+    outcome = await _poll_feed(ctx, feed, claim)
+    outcome.took_over = claim.took_over
+    for observe in ctx.on_feed:
+        observe(outcome)
     return outcome
 
 
-async def _poll_feed(ctx: Context, feed: FeedJob, force: bool) -> FeedOutcome | None:
-    # Claim only once a fetch slot is ours: a feed queued behind slow fetches to its host is
-    # not leased meanwhile (its lease could run out and another process fetch it too).
+async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> FeedOutcome:
+    # The next due time counts from the claim, which the fetch follows at once.
+    now = utcnow()
+    started = time.monotonic()
     try:
-        async with ctx.fetcher.slot(feed.url):
-            claimed, etag, last_modified = await asyncio.to_thread(
-                _claim, ctx, feed, utcnow(), force
-            )
-            if not claimed:
-                return None
-            # The next due time counts from here, not from before a claim that had to wait.
-            now = utcnow()
-            started = time.monotonic()
-            result = await ctx.fetcher.fetch(
-                feed.url, etag=etag, last_modified=last_modified, in_slot=True
-            )
+        result = await ctx.fetcher.fetch(
+            feed.url, etag=claim.etag, last_modified=claim.last_modified
+        )
     except FetchError as exc:
         return await _fetch_failed(ctx, feed, now, started, exc)
     try:
@@ -160,30 +183,17 @@ async def _fetch_failed(
     """A failed fetch or parse is data on the feed row, never an exception out of the cycle."""
     status = getattr(exc, "status", None)
     retry_after = getattr(exc, "retry_after", None)
-    await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), retry_after)
+    kind = type(exc).__name__
+    await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), kind, retry_after)
     log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
     return FeedOutcome(
         feed.id,
         ok=False,
         status=status,
         error=str(exc),
-        error_kind=type(exc).__name__,
+        error_kind=kind,
         elapsed=time.monotonic() - started,
     )
-
-
-def _claim(
-    ctx: Context, feed: FeedJob, now: dt.datetime, force: bool
-) -> tuple[bool, str | None, str | None]:
-    with db.session(ctx.engine) as s:
-        if force:
-            row = store.get_feed(s, feed.id)
-        elif store.claim_feed(s, feed.id, now, ctx.feed_lease):
-            s.commit()
-            row = store.get_feed(s, feed.id)
-        else:
-            return False, None, None
-        return True, row.etag, row.last_modified
 
 
 def _next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> dt.datetime:
@@ -197,6 +207,7 @@ def _failed(
     now: dt.datetime,
     status: int | None,
     error: str,
+    kind: str,
     retry_after: float | None,
 ) -> None:
     with db.session(ctx.engine) as s:
@@ -206,7 +217,7 @@ def _failed(
         factor = min(2**row.consecutive_errors, 16)
         backoff = min(feed.interval.total_seconds() * factor, 86400.0)
         nxt = _next_due(feed, now, max(backoff, retry_after or 0.0))
-        store.record_failure(s, row, now=now, status=status, error=error, next_due=nxt)
+        store.record_failure(s, row, now=now, status=status, error=error, kind=kind, next_due=nxt)
         s.commit()
 
 
@@ -309,10 +320,18 @@ def _cool_down(
 
 
 def purge(ctx: Context) -> int:
-    """Empty the text of items older than the retention (tombstones keep their identity)."""
-    with db.session(ctx.engine) as s:
-        n = store.purge(s, utcnow() - ctx.retention)
-        s.commit()
-    if n:
-        log.info("purged", items=n, older_than=format_duration(ctx.retention))
-    return n
+    """Retention, a batch per transaction so that polling is never held up for long (on
+    SQLite it shares the one write lock): old items go, leaving tombstones (store.purge_batch).
+    Blocking: the scheduler runs it in a thread."""
+    now = utcnow()
+    total = 0
+    while True:
+        with db.session(ctx.engine) as s:
+            n = store.purge_batch(s, now - ctx.retention, now)
+            s.commit()
+        total += n
+        if n == 0:
+            break
+    if total:
+        log.info("purged", items=total, older_than=format_duration(ctx.retention))
+    return total

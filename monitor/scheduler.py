@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import secrets
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings,
 log = structlog.get_logger("monitor.scheduler")
 
 MAX_TICK = 5.0  # seconds between looks for due feeds and deliveries, at most
+LEASE_MARGIN = dt.timedelta(seconds=15)  # parse and store, past the fetch deadline
 
 
 def tick_seconds(settings: Settings) -> float:
@@ -159,17 +163,33 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         for f in settings.feeds
     }
     live = LiveRules(rules)
+    worker = worker_id()
     ctx = pipeline.Context(
         engine=engine,
         fetcher=fetcher,
         feeds=feeds,
         watchlist=live,
         channels=routes,
+        worker=worker,
+        feed_lease=feed_lease(settings),
         retention=settings.retention,
     )
     pipeline.sync(ctx)
     activation.activate(ctx, rules)
-    return Runtime(settings, engine, ctx, delivery.Outbox(engine, routes), live, notifiers)
+    outbox = delivery.Outbox(engine, routes, worker=worker)
+    return Runtime(settings, engine, ctx, outbox, live, notifiers)
+
+
+def worker_id() -> str:
+    """This process among the workers sharing a database: host, pid and a random part (a
+    restarted container may get the same pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+def feed_lease(settings: Settings) -> dt.timedelta:
+    """How long a claimed feed is this worker's: its whole-request deadline, and time to
+    parse and store what came back. A killed worker's feeds are due again this soon."""
+    return settings.poll.timeout + LEASE_MARGIN
 
 
 async def run_once(
@@ -214,10 +234,13 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     tick = tick_seconds(settings)
     now = dt.datetime.now(dt.UTC)
 
-    async def poll_then_wake_delivery() -> None:
-        report = await pipeline.poll(runtime.ctx)
-        if report.alerts:  # deliver new alerts now, not at the next tick
+    def wake_delivery(outcome: FeedOutcome) -> None:
+        # A feed's alerts go out now, not at the next tick nor at the end of a long cycle.
+        if outcome.alerts and scheduler.running:
             scheduler.modify_job("deliver", next_run_time=dt.datetime.now(dt.UTC))
+
+    async def poll_then_wake_delivery() -> None:
+        await pipeline.poll(runtime.ctx, on_done=wake_delivery)
 
     scheduler.add_job(
         job(poll_then_wake_delivery, "poll"),
@@ -249,6 +272,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         channels=runtime.outbox.channels,
         watchlist=lambda: watchlist_status(runtime.rules),
         running=lambda: bool(scheduler.running),
+        worker=runtime.ctx.worker,
     )
     runtime.ctx.on_feed.append(metrics.observe_feed)
     runtime.outbox.on_delivery.append(metrics.observe_delivery)
@@ -262,6 +286,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         watchlist=rules.version,
         channels=list(runtime.outbox.channels),
         database=db.redact_url(settings.database),
+        worker=runtime.ctx.worker,
     )
     http: server.Server | None = None
     try:

@@ -121,6 +121,7 @@ class Server:
             "scheduler": "running" if running else "stopped",
             "database": "ok" if database else "unreachable",
             "watchlist": dataclasses.asdict(self._watchlist()),
+            "worker": self.metrics.worker_status(),
             "version": __version__,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
         }

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from monitor import db, schema, store
-from monitor.models import Delivery, Hit, Item, ItemData
+from monitor.models import Delivery, Hit, Item, ItemData, Tombstone
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -80,44 +80,85 @@ def test_a_delivery_is_claimed_once(engine) -> None:  # type: ignore[no-untyped-
         s.commit()
     lease = dt.timedelta(minutes=5)
     with Session(engine) as s1, Session(engine) as s2:
-        [d1] = store.due_deliveries(s1, NOW)
-        [d2] = store.due_deliveries(s2, NOW)
-        d1_id, alert_id = d1.id, d1.alert_id
-        assert store.claim_delivery(s1, d1, NOW, lease)
+        [c1] = store.claim(s1, store.due_deliveries(s1, NOW), NOW, lease, worker="w1")
+        # PostgreSQL: the row is locked until w1 commits, so w2 skips it (SKIP LOCKED);
+        # SQLite: w2 sees the row as it was, and its claim finds it taken.
+        seen = store.due_deliveries(s2, NOW)
         s1.commit()
-        assert not store.claim_delivery(s2, d2, NOW, lease)  # the other process lost
+        assert store.claim(s2, seen, NOW, lease, worker="w2") == []
         s2.commit()
+    assert c1.attempt == 1 and not c1.took_over and c1.msg.title == "t a"
     with Session(engine) as s:
         assert store.due_deliveries(s, NOW) == []  # leased
-        assert len(store.due_deliveries(s, NOW + lease)) == 1  # lease expired: due again
-        store.mark_failed(s, d1_id, "HTTP 410", None)  # type: ignore[arg-type]
+        [late] = store.due_deliveries(s, NOW + lease)  # lease expired: due again
+        [again] = store.claim(s, [late], NOW + lease, lease, worker="w2")
         s.commit()
-        assert s.get(Delivery, d1_id).status == "dead"  # type: ignore[union-attr]
-        assert store.requeue_delivery(s, alert_id, NOW) == 1
+        assert again.took_over and again.attempt == 2  # w1 never settled it
+        store.mark_failed(s, c1.id, "HTTP 410", None)
+        s.commit()
+        dead = s.get(Delivery, c1.id)
+        assert dead is not None and dead.status == "dead" and dead.claimed_by is None
+        assert store.requeue_delivery(s, dead.alert_id, NOW) == 1
         s.commit()
         assert len(store.due_deliveries(s, NOW)) == 1
 
 
-def test_a_feed_is_claimed_once(engine) -> None:  # type: ignore[no-untyped-def]
-    lease = dt.timedelta(minutes=5)
+def test_feeds_are_claimed_once_in_batches(engine) -> None:  # type: ignore[no-untyped-def]
+    lease = dt.timedelta(seconds=90)
+    feeds = [(f"f{i}", f"http://h{i % 2}.example.org/{i}") for i in range(1, 7)]
     with Session(engine) as s:
-        assert store.due_feeds(s, ["f1"], NOW) == ["f1"]
-        assert store.claim_feed(s, "f1", NOW, lease)
-        assert not store.claim_feed(s, "f1", NOW, lease)
+        store.sync_feeds(s, feeds, NOW)
         s.commit()
-        assert store.due_feeds(s, ["f1"], NOW) == []
+    with Session(engine) as s1, Session(engine) as s2:
+        first = store.claim_feeds(s1, NOW, worker="w1", lease=lease, limit=4)
+        second = store.claim_feeds(s2, NOW, worker="w2", lease=lease, limit=10)
+    assert len(first) == 4 and len(second) == 2
+    assert not {c.id for c in first} & {c.id for c in second}
+    with Session(engine) as s:
+        assert store.claim_feeds(s, NOW, worker="w3", lease=lease, limit=10) == []
+        later = store.claim_feeds(s, NOW + lease, worker="w3", lease=lease, limit=10)
+    assert len(later) == 6 and all(c.took_over for c in later)  # nobody released them
 
 
-def test_retention_keeps_a_tombstone(engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_feed_is_claimed_only_when_its_host_has_room(engine) -> None:  # type: ignore[no-untyped-def]
+    feeds = [(f"f{i}", f"http://busy.example.org/{i}") for i in range(1, 5)]
+    with Session(engine) as s:
+        store.sync_feeds(s, feeds, NOW)
+        s.commit()
+        allowed = {"http://example.org/rss", "http://busy.example.org/1"}
+        got = store.claim_feeds(
+            s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=10, room=allowed.__contains__
+        )
+    assert sorted(c.id for c in got) == ["f1"]  # f1 of the config is disabled now
+
+
+def test_a_removed_feed_is_not_claimed(engine) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        store.sync_feeds(s, [("f2", "http://example.org/2")], NOW)
+        s.commit()
+        got = store.claim_feeds(s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=10)
+    assert [c.id for c in got] == ["f2"]
+
+
+def test_retention_deletes_old_items_and_keeps_a_tombstone(engine) -> None:  # type: ignore[no-untyped-def]
     old = NOW - dt.timedelta(days=200)
     with Session(engine) as s:
-        store.upsert_items(s, "f1", [item("old")], old)
+        [alerted, _gone] = store.upsert_items(s, "f1", [item("alerted"), item("old")], old)
         store.upsert_items(s, "f1", [item("new")], NOW)
+        hit = Hit("r", ("x",), "x")
+        store.add_alerts(s, [store.NewAlert(alerted.id, "r", "r", "low", hit, ())], old)
         s.commit()
-        assert store.purge(s, NOW - dt.timedelta(days=180)) == 1
+        before = NOW - dt.timedelta(days=180)
+        assert store.purge_batch(s, before, NOW) == 2
         s.commit()
+        assert store.purge_batch(s, before, NOW) == 0
+        rows = {i.guid: i for i in s.exec(select(Item)).all()}
+        assert set(rows) == {"alerted", "new"}  # the alerted one keeps its row, not its text
+        assert rows["alerted"].summary == "" and rows["alerted"].title == "t alerted"
+        [stone] = s.exec(select(Tombstone)).all()
+        assert (stone.guid, stone.content_hash) == ("old", "h-old-body")
         # The purged item is still known: it is not new when the feed shows it again.
-        assert store.upsert_items(s, "f1", [item("old")], NOW) == []
+        assert store.upsert_items(s, "f1", [item("old"), item("alerted")], NOW) == []
 
 
 def test_processes_starting_together_do_not_trip_over_new_rows(engine) -> None:  # type: ignore[no-untyped-def]
@@ -145,5 +186,6 @@ def test_processes_starting_together_do_not_trip_over_new_rows(engine) -> None: 
     other.join(timeout=30)
     assert not other.is_alive() and errors == []
     with Session(engine) as s:
-        assert store.due_feeds(s, ["f2"], NOW) == ["f2"]
+        got = store.claim_feeds(s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=10)
+        assert {c.id for c in got} == {"f2"}  # both configured f2 alone: f1 is disabled
         assert set(store.activate_rules(s, {"r-new": "fp"}, NOW)) == {"r-new"}

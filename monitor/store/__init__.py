@@ -22,19 +22,18 @@ expires, so another process (or the same one after restart) picks it up.
 
 from monitor.store.alerts import NewAlert, add_alerts, last_alert_at, new_alert_id
 from monitor.store.feeds import (
-    claim_feed,
-    due_feeds,
+    FeedClaim,
+    claim_feeds,
     get_feed,
     record_failure,
     record_success,
     sync_feeds,
 )
-from monitor.store.items import StoredItem, item_data, items_since, purge, upsert_items
+from monitor.store.items import StoredItem, item_data, items_since, purge_batch, upsert_items
 from monitor.store.outbox import (
     Claimed,
     alert_message,
-    claim_delivery,
-    claim_for_sending,
+    claim,
     due_deliveries,
     mark_failed,
     mark_sent,
@@ -48,17 +47,16 @@ from monitor.store.views import AlertRecord, Snapshot, feeds_by_id, recent_alert
 __all__ = [
     "AlertRecord",
     "Claimed",
+    "FeedClaim",
     "NewAlert",
     "Snapshot",
     "StoredItem",
     "activate_rules",
     "add_alerts",
     "alert_message",
-    "claim_delivery",
-    "claim_feed",
-    "claim_for_sending",
+    "claim",
+    "claim_feeds",
     "due_deliveries",
-    "due_feeds",
     "feeds_by_id",
     "get_feed",
     "item_data",
@@ -70,7 +68,7 @@ __all__ = [
     "messages_sent_since",
     "new_alert_id",
     "pending_deliveries",
-    "purge",
+    "purge_batch",
     "recent_alerts",
     "record_failure",
     "record_success",

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -15,38 +16,90 @@ from monitor.models import Feed
 
 def sync_feeds(session: Session, feeds: Iterable[tuple[str, str]], now: dt.datetime) -> None:
     """Make the feed table hold a row for every configured (id, url); a changed URL resets
-    the HTTP validators (they belong to the old URL). Rows of removed feeds stay, unpolled."""
+    the HTTP validators (they belong to the old URL). Rows of removed feeds stay, disabled
+    (their items and alerts are kept; a feed configured again picks up where it was)."""
+    configured = dict(feeds)
     existing = {f.id: f for f in session.exec(select(Feed)).all()}
-    for feed_id, url in feeds:
+    for feed_id, url in configured.items():
         row = existing.get(feed_id)
         if row is None:
             # Insert-or-ignore: several processes starting together all add the new feeds.
             insert_ignore(session, Feed, id=feed_id, url=url, next_due_at=now)
-        elif row.url != url:
-            row.url, row.etag, row.last_modified = url, None, None
+        elif row.url != url or not row.enabled:
+            if row.url != url:
+                row.url, row.etag, row.last_modified, row.body_hash = url, None, None, None
+            row.enabled = True
             session.add(row)
+    gone = [fid for fid, row in existing.items() if fid not in configured and row.enabled]
+    for start in range(0, len(gone), 500):
+        session.execute(
+            sa.update(Feed).where(col(Feed.id).in_(gone[start : start + 500])).values(enabled=False)
+        )
 
 
-def due_feeds(session: Session, ids: Sequence[str], now: dt.datetime) -> list[str]:
-    """Configured feeds whose next due time has come, oldest first."""
-    rows = session.exec(
-        select(Feed.id)
-        .where(col(Feed.id).in_(ids))
-        .where(sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now))
-        .order_by(col(Feed.next_due_at))
+@dataclass(frozen=True, slots=True)
+class FeedClaim:
+    """A feed this worker now holds for one poll, with what the fetch needs."""
+
+    id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    took_over: bool  # another worker's claim had expired without being released
+
+
+def claim_feeds(
+    session: Session,
+    now: dt.datetime,
+    *,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    room: Callable[[str], bool] = lambda _url: True,
+    skip: Collection[str] = (),
+    force: bool = False,
+) -> list[FeedClaim]:
+    """Claim up to `limit` due feeds (oldest due first) in one statement batch, and commit.
+
+    `room(url)` says whether the fetcher can start one more fetch to that URL's host now; a
+    feed whose host is busy is not claimed (its lease would run out while it waits). `skip`:
+    feeds this cycle has already polled. `force`: due or not (`once --all`), but never a feed
+    another worker holds. On PostgreSQL the candidates are locked with FOR UPDATE SKIP
+    LOCKED, so workers claiming together take different feeds and never wait on each other;
+    the UPDATE's own condition keeps a second SQLite process from taking a feed twice.
+    """
+    held = sa.and_(col(Feed.claimed_by).is_not(None), col(Feed.next_due_at) > now)
+    due = sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now)
+    query = select(Feed).where(col(Feed.enabled)).where(sa.not_(held) if force else due)
+    if skip:
+        query = query.where(col(Feed.id).not_in(list(skip)))
+    candidates = session.exec(
+        query.order_by(col(Feed.next_due_at)).limit(limit * 4).with_for_update(skip_locked=True)
     ).all()
-    return list(rows)
-
-
-def claim_feed(session: Session, feed_id: str, now: dt.datetime, lease: dt.timedelta) -> bool:
-    """Take the feed for one poll, unless another process has just taken it."""
-    result = session.execute(
-        sa.update(Feed)
-        .where(col(Feed.id) == feed_id)
-        .where(sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now))
-        .values(next_due_at=now + lease)
+    chosen: list[Feed] = []
+    for row in candidates:
+        if len(chosen) < limit and room(row.url):
+            chosen.append(row)
+    if not chosen:
+        session.commit()
+        return []
+    # Read before the UPDATE, which refreshes these objects.
+    chosen_before = [(r.id, r.url, r.etag, r.last_modified, r.claimed_by) for r in chosen]
+    claimed = set(
+        session.execute(
+            sa.update(Feed)
+            .where(col(Feed.id).in_([r.id for r in chosen]))
+            .where(sa.not_(held) if force else due)
+            .values(next_due_at=now + lease, claimed_by=worker)
+            .returning(col(Feed.id))
+        ).scalars()
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    session.commit()
+    return [
+        FeedClaim(fid, url, etag, modified, took_over=holder is not None)
+        for fid, url, etag, modified, holder in chosen_before
+        if fid in claimed
+    ]
 
 
 def get_feed(session: Session, feed_id: str) -> Feed:
@@ -68,9 +121,10 @@ def record_success(
     new_count: int,
     next_due: dt.datetime,
 ) -> None:
+    """A good poll: validators, counts, the next due time; the claim is released."""
     feed.last_fetch_at = feed.last_success_at = now
     feed.last_status = status
-    feed.last_error = None
+    feed.last_error = feed.last_error_kind = None
     feed.consecutive_errors = 0
     if etag is not None or last_modified is not None:
         feed.etag, feed.last_modified = etag, last_modified
@@ -79,6 +133,7 @@ def record_success(
     feed.total_items += new_count
     feed.initialized = True
     feed.next_due_at = next_due
+    feed.claimed_by = None
     session.add(feed)
 
 
@@ -89,11 +144,16 @@ def record_failure(
     now: dt.datetime,
     status: int | None,
     error: str,
+    kind: str,
     next_due: dt.datetime,
 ) -> None:
+    """A failed poll, kept as data: status, error and its kind, one more consecutive error,
+    the next due time (backed off by the caller); the claim is released."""
     feed.last_fetch_at = now
     feed.last_status = status
     feed.last_error = error[:1000]
+    feed.last_error_kind = kind[:40]
     feed.consecutive_errors += 1
     feed.next_due_at = next_due
+    feed.claimed_by = None
     session.add(feed)

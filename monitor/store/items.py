@@ -1,5 +1,6 @@
 """Items: the store decides what is new. Inserts unseen items, updates changed ones, returns
-only those; keeps tombstones at retention; pages through stored items for backfills."""
+only those (never one retention left a tombstone of); purges in batches at retention; pages
+through stored items for backfills."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.models import Item, ItemData
+from monitor.db import insert_ignore_many
+from monitor.models import Alert, Item, ItemData, Tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +36,17 @@ def upsert_items(
         return []
     known: dict[str, Item] = {}
     guids = list(by_guid)
-    for start in range(0, len(guids), 500):  # keep IN lists within every backend's limits
-        chunk = guids[start : start + 500]
+    for chunk in _chunks(guids):
         rows = session.exec(
             select(Item).where(col(Item.feed_id) == feed_id).where(col(Item.guid).in_(chunk))
         ).all()
         known.update((r.guid, r) for r in rows)
+    purged = _tombstoned(session, feed_id, [g for g in guids if g not in known])
     fresh: list[tuple[Item, ItemData, bool]] = []
     for guid, data in by_guid.items():
         row = known.get(guid)
+        if row is None and guid in purged:
+            continue  # purged at retention: seen long ago, not news
         if row is None:
             row = Item(
                 feed_id=feed_id,
@@ -67,6 +71,24 @@ def upsert_items(
     return out
 
 
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """IN lists within every backend's limits."""
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _tombstoned(session: Session, feed_id: str, guids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(guids):
+        found.update(
+            session.exec(
+                select(Tombstone.guid)
+                .where(col(Tombstone.feed_id) == feed_id)
+                .where(col(Tombstone.guid).in_(chunk))
+            ).all()
+        )
+    return found
+
+
 def _fields(data: ItemData) -> dict[str, Any]:
     return {
         "url": data.url,
@@ -81,17 +103,49 @@ def _fields(data: ItemData) -> dict[str, Any]:
     }
 
 
-def purge(session: Session, before: dt.datetime) -> int:
-    """Retention: empty the text of items first seen before `before`. The row stays as a
-    tombstone (feed, guid, hash), so the item is never taken for new and never alerts again;
-    alerts keep their title. Returns how many items were emptied."""
-    result = session.execute(
-        sa.update(Item)
+PURGE_BATCH = 500
+
+
+def purge_batch(session: Session, before: dt.datetime, now: dt.datetime) -> int:
+    """One batch of retention (the caller commits, and calls again while this returns > 0):
+    items first seen before `before` that no alert refers to are deleted and leave a
+    tombstone (feed, guid, content hash), so that the feed republishing one is not news;
+    items an alert refers to keep their row (the alert shows their title and link) but lose
+    their text. Returns how many items this batch purged."""
+    alerted = select(Alert.item_id)
+    old = select(Item).where(col(Item.first_seen_at) < before)
+    gone = session.exec(
+        old.where(col(Item.id).not_in(alerted)).order_by(col(Item.id)).limit(PURGE_BATCH)
+    ).all()
+    if gone:
+        tombstones = [
+            {
+                "feed_id": i.feed_id,
+                "guid": i.guid,
+                "content_hash": i.content_hash,
+                "first_seen_at": i.first_seen_at,
+                "purged_at": now,
+            }
+            for i in gone
+        ]
+        insert_ignore_many(session, Tombstone, tombstones)
+        session.execute(
+            sa.delete(Item).where(col(Item.id).in_([i.id for i in gone])),
+            execution_options={"synchronize_session": False},
+        )
+    kept = session.exec(
+        select(Item.id)
         .where(col(Item.first_seen_at) < before)
+        .where(col(Item.id).in_(alerted))
         .where(sa.or_(col(Item.summary) != "", col(Item.content) != ""))
-        .values(summary="", content="")
-    )
-    return int(getattr(result, "rowcount", 0))
+        .limit(PURGE_BATCH)
+    ).all()
+    if kept:
+        session.execute(
+            sa.update(Item).where(col(Item.id).in_(list(kept))).values(summary="", content=""),
+            execution_options={"synchronize_session": False},
+        )
+    return len(gone) + len(kept)
 
 
 def items_since(

@@ -14,6 +14,9 @@ from monitor.models import Alert, AlertMessage, Delivery, Item
 
 
 def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
+    """Pending deliveries whose time has come, oldest first, locked for this transaction on
+    PostgreSQL (FOR UPDATE SKIP LOCKED: another worker claiming at the same time skips them
+    instead of waiting)."""
     return list(
         session.exec(
             select(Delivery)
@@ -21,23 +24,9 @@ def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list
             .where(col(Delivery.next_attempt_at) <= now)
             .order_by(col(Delivery.next_attempt_at))
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
     )
-
-
-def claim_delivery(
-    session: Session, delivery: Delivery, now: dt.datetime, lease: dt.timedelta
-) -> bool:
-    """Take a due delivery for one attempt. While the attempt runs its next_attempt_at is
-    now + lease: if this process dies, the delivery is tried again after the lease."""
-    result = session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == delivery.id)
-        .where(col(Delivery.status) == "pending")
-        .where(col(Delivery.next_attempt_at) == delivery.next_attempt_at)
-        .values(next_attempt_at=now + lease, attempts=col(Delivery.attempts) + 1)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def mark_sent(
@@ -47,7 +36,12 @@ def mark_sent(
         sa.update(Delivery)
         .where(col(Delivery.id) == delivery_id)
         .values(
-            status="sent", sent_at=now, last_error=None, next_attempt_at=None, digest_id=digest_id
+            status="sent",
+            sent_at=now,
+            last_error=None,
+            next_attempt_at=None,
+            digest_id=digest_id,
+            claimed_by=None,
         )
     )
 
@@ -78,6 +72,7 @@ def pending_deliveries(
             .where(sa.or_(col(Delivery.attempts) == 0, col(Delivery.next_attempt_at) <= now))
             .order_by(col(Delivery.id))
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
     )
 
@@ -86,7 +81,11 @@ def mark_failed(
     session: Session, delivery_id: int, error: str, next_attempt: dt.datetime | None
 ) -> None:
     """Schedule another attempt at `next_attempt`, or give up (status dead) when None."""
-    values: dict[str, object] = {"last_error": error[:1000], "next_attempt_at": next_attempt}
+    values: dict[str, object] = {
+        "last_error": error[:1000],
+        "next_attempt_at": next_attempt,
+        "claimed_by": None,
+    }
     if next_attempt is None:
         values["status"] = "dead"
     session.execute(sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
@@ -111,25 +110,55 @@ class Claimed:
     channel: str
     attempt: int  # this attempt's number, from 1
     msg: AlertMessage
+    took_over: bool = False  # an earlier attempt's lease ran out without being settled
 
 
-def claim_for_sending(
-    session: Session, rows: Sequence[Delivery], now: dt.datetime, lease: dt.timedelta
+def claim(
+    session: Session,
+    rows: Sequence[Delivery],
+    now: dt.datetime,
+    lease: dt.timedelta,
+    *,
+    worker: str,
 ) -> list[Claimed]:
-    """Claim each due delivery (committing each claim, so that another process sees it at
-    once) and read its alert and item; deliveries another process took are left out."""
+    """Claim these deliveries for one attempt each (one UPDATE; the caller commits once for
+    the batch) and read their alerts and items. While the attempt runs, next_attempt_at is
+    the end of the lease: if this worker dies, the delivery is tried again after it. A row
+    another worker holds (a second SQLite process) is left out."""
+    if not rows:
+        return []
+    before = {d.id: d for d in rows}
+    free = sa.or_(col(Delivery.claimed_by).is_(None), col(Delivery.next_attempt_at) <= now)
+    result = session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id).in_(list(before)))
+        .where(col(Delivery.status) == "pending")
+        .where(free)
+        .values(
+            next_attempt_at=now + lease,
+            attempts=col(Delivery.attempts) + 1,
+            claimed_by=worker,
+        )
+        .returning(col(Delivery.id), col(Delivery.attempts))
+        .execution_options(synchronize_session=False)
+    )
+    won: dict[int, int] = {row[0]: row[1] for row in result.all()}
+    if not won:
+        return []
+    alert_ids = {before[i].alert_id for i in won}
+    found = session.exec(
+        select(Alert, Item)
+        .join(Item, col(Item.id) == col(Alert.item_id))
+        .where(col(Alert.id).in_(list(alert_ids)))
+    ).all()
+    messages = {a.id: alert_message(a, i) for a, i in found}
     out = []
-    for d in rows:
-        attempt = d.attempts + 1  # read before the claim's UPDATE refreshes the object
-        if not claim_delivery(session, d, now, lease):
-            continue
-        session.commit()
-        alert = session.get(Alert, d.alert_id)
-        item = session.get(Item, alert.item_id) if alert else None
-        if alert is None or item is None:
-            continue
-        assert d.id is not None
-        out.append(Claimed(d.id, d.channel, attempt, alert_message(alert, item)))
+    for delivery_id, attempt in won.items():
+        d = before[delivery_id]
+        msg = messages.get(d.alert_id)
+        if msg is not None:
+            out.append(Claimed(delivery_id, d.channel, attempt, msg, d.claimed_by is not None))
+    out.sort(key=lambda c: c.id)
     return out
 
 

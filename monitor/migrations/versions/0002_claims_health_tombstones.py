@@ -1,7 +1,7 @@
 """Worker claims, feed health and cadence, tombstones.
 
 - feed.claimed_by, delivery.claimed_by: which worker holds the lease (scale-out metrics,
-  lease expiries);
+  lease expiries); feed.enabled: whether the feed is still configured;
 - feed.health, health_since, last_error_kind, last_new_at, gaps, interval_s, body_hash: the
   feed's health state, its posting cadence and adaptive interval, and the hash of the last
   body parsed (a byte-identical body is not parsed again);
@@ -27,6 +27,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("feed") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(length=100), nullable=True))
+        batch.add_column(
+            sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
         batch.add_column(sa.Column("last_error_kind", sa.String(length=40), nullable=True))
         batch.add_column(
             sa.Column("health", sa.String(length=16), nullable=False, server_default="ok")
@@ -38,6 +41,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("body_hash", sa.String(length=64), nullable=True))
     with op.batch_alter_table("feed") as batch:
         batch.alter_column("health", server_default=None)
+        batch.alter_column("enabled", server_default=None)
     # A 0.1.0 feed that was failing is failing now (its errors were counted the same way).
     op.execute(
         "UPDATE feed SET health = 'failing', health_since = last_fetch_at "
@@ -73,6 +77,7 @@ def downgrade() -> None:
             "health_since",
             "health",
             "last_error_kind",
+            "enabled",
             "claimed_by",
         ):
             batch.drop_column(name)
