@@ -52,6 +52,8 @@ def activate(ctx: Context, watchlist: Watchlist) -> list[str]:
             with db.session(ctx.engine) as s:
                 store.mark_backfilled(s, rule.id, state.fingerprint)
                 s.commit()
+            for observe in ctx.on_alerts:
+                observe(n)
             log.info(
                 "rule_backfilled", rule=rule.id, window=format_duration(rule.backfill), alerts=n
             )

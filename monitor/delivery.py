@@ -95,11 +95,14 @@ def plan_units(
     route: ChannelRoute | None, claimed: Sequence[Claimed], budget: int
 ) -> list[list[Claimed]]:
     """A digest channel sends what it claimed as one digest; so does any channel that claimed
-    more than its burst or than its rate budget allows (a burst of matches becomes one
-    message); otherwise one message per alert."""
+    more than its burst (a burst of matches becomes one message; a webhook has none unless
+    it sets one) or than its rate budget allows; otherwise one message per alert."""
     if not claimed:
         return []
-    if route is not None and (route.digest is not None or len(claimed) > min(route.burst, budget)):
+    if route is None:
+        return [[c] for c in claimed]
+    burst = route.burst if route.burst is not None else UNLIMITED
+    if route.digest is not None or len(claimed) > min(burst, budget):
         return [list(claimed)]
     return [[c] for c in claimed]
 
@@ -170,7 +173,13 @@ async def _send(outbox: Outbox, unit: list[Claimed], report: DeliveryReport) -> 
     channel = unit[0].channel
     route = outbox.channels.get(channel)
     batch_id = digest_id(unit) if is_digest(route, unit) else None
-    error = await _attempt(route, channel, unit, batch_id)
+    try:
+        error = await _attempt(route, channel, unit, batch_id)
+    except asyncio.CancelledError:
+        # Cut off (the daemon stopping past its grace period): hand the deliveries back,
+        # due now, rather than leave them leased. The peer may have had it: at least once.
+        await asyncio.shield(asyncio.to_thread(_release, outbox, unit))
+        raise
     attempt = max(c.attempt for c in unit)
     now = utcnow()
     outcome = outbox.retry.settle(attempt, error, now)
@@ -227,6 +236,15 @@ async def _attempt(
     except DeliveryError as exc:
         return exc
     return None
+
+
+def _release(outbox: Outbox, unit: Sequence[Claimed]) -> None:
+    try:
+        with db.session(outbox.engine) as s:
+            store.release_deliveries(s, [c.id for c in unit], worker=outbox.worker, now=utcnow())
+            s.commit()
+    except StoreError as exc:
+        log.error("delivery_not_released", deliveries=[c.id for c in unit], error=str(exc))
 
 
 def _record(

@@ -99,7 +99,15 @@ class Metrics:
             "monitor_items_new", "Items stored as new or changed by this process.", registry=r
         )
         self.alerts_created = Counter(
-            "monitor_alerts_created", "Alerts created by this process's polls.", registry=r
+            "monitor_alerts_created",
+            "Alerts created by this process: by its polls and by the backfills of new rules.",
+            registry=r,
+        )
+        self.held_back = Counter(
+            "monitor_cooldown_held_back",
+            "Matches a rule's cooldown held back (no alert; the rule's next alert counts them).",
+            ["rule"],
+            registry=r,
         )
         self.attempts = Counter(
             "monitor_delivery_attempts",
@@ -149,10 +157,17 @@ class Metrics:
         status = str(outcome.status) if outcome.status else (outcome.error_kind or "error")
         self.fetches.labels(status=status).inc()
         self.fetch_duration.observe(outcome.elapsed)
-        if outcome.new:
-            self.new_items.inc(outcome.new)
+        if outcome.new or outcome.changed:
+            self.new_items.inc(outcome.new + outcome.changed)
+        for rule, n in outcome.held_back.items():
+            self.held_back.labels(rule=rule).inc(n)
         if outcome.alerts:
             self.alerts_created.inc(outcome.alerts)
+
+    def observe_alerts(self, n: int) -> None:
+        """Alerts a backfill created (polls' alerts come with their feed outcome)."""
+        if n:
+            self.alerts_created.inc(n)
 
     def observe_delivery(self, outcome: DeliveryOutcome) -> None:
         self._claimed("delivery", outcome.took_over)

@@ -137,6 +137,7 @@ class Alert(SQLModel, table=True):
     also_reported_by: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
     story_url: str | None = Field(default=None, max_length=2000)
     story_hash: str | None = Field(default=None, max_length=64)
+    held_back: int = 0  # matches the rule's cooldown dropped between its previous alert and this
 
 
 class Delivery(SQLModel, table=True):
@@ -163,6 +164,7 @@ class RuleState(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     active_since: dt.datetime | None = _ts()
     backfilled: bool = False
+    held_back: int = 0  # matches its cooldown dropped since its last alert
 
 
 # The schema version monitor 0.1.0 kept (1); revision 0002 sets it to 2, so that 0.1.0 refuses
@@ -225,3 +227,4 @@ class AlertMessage:
     terms: tuple[str, ...]
     snippet: str
     also_reported_by: tuple[str, ...] = field(default_factory=tuple)
+    held_back: int = 0  # matches the rule's cooldown held back since its previous alert

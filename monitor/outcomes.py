@@ -16,12 +16,14 @@ class FeedOutcome:
     ok: bool
     status: int | None = None
     items: int = 0
-    new: int = 0
+    new: int = 0  # items never seen before
+    changed: int = 0  # items whose text changed (an edited story)
     alerts: int = 0
     error: str | None = None
     error_kind: str | None = None  # the FetchError/ParseError class name
     elapsed: float = 0.0  # seconds spent fetching
     took_over: bool = False  # claimed after another worker's lease on it ran out
+    held_back: dict[str, int] = field(default_factory=dict)  # rule -> matches its cooldown held
 
 
 @dataclass(frozen=True, slots=True)

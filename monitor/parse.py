@@ -42,6 +42,7 @@ the store fills in the first-seen time.
 from __future__ import annotations
 
 import calendar
+import codecs
 import datetime as dt
 import hashlib
 import io
@@ -52,11 +53,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import feedparser
+from selectolax.lexbor import LexborHTMLParser
 
 from monitor.errors import ParseError
 from monitor.models import ItemData
 from monitor.normalize import (
     MAX_CATEGORIES,
+    MAX_HTML,
     MAX_SHORT,
     MAX_TEXT,
     MAX_TITLE,
@@ -124,6 +127,54 @@ def parse_feed(
     ]
     title = one_line(plain_to_text(str(feed.get("title") or "")), MAX_TITLE) or None
     return ParsedFeed(title=title, items=_unique_guids(items), bozo=_short(bozo_exc))
+
+
+def looks_like_html(body: bytes) -> bool:
+    """An HTML page rather than a feed or plain text: a doctype or an html/head/body tag near
+    the start (after a byte-order mark, spaces and comments)."""
+    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html")) or any(
+        tag in head for tag in (b"<html", b"<head", b"<body")
+    )
+
+
+def parse_page(body: bytes, *, feed_id: str, url: str | None, fetched_at: dt.datetime) -> ItemData:
+    """An HTML page as one item, read the way the daemon reads a page pasted into a feed: the
+    title is the page's (<title>, else its first <h1>), the text is the story without the
+    site's chrome (banners, the publisher line, the dateline: `strip_page_chrome`), and the
+    publisher and dateline found around the title fill `source` and `published_at`."""
+    html = body.decode(_page_charset(body), errors="replace")
+    tree = LexborHTMLParser(html[:MAX_HTML])
+    node = tree.css_first("title") or tree.css_first("h1")
+    title = one_line(plain_to_text(node.text() if node is not None else ""), MAX_TITLE)
+    story = strip_page_chrome(html_to_text(html), title)
+    max_date = fetched_at.astimezone(UTC) + MAX_FUTURE
+    canonical = canonical_url(url, None)
+    return ItemData(
+        feed_id=feed_id,
+        guid=canonical or "sha256:" + _sha(title, story.text[:200]),
+        url=canonical,
+        title=title,
+        content=story.text[:MAX_TEXT],
+        source=story.publisher,
+        published_at=_valid(story.dateline, max_date),
+        content_hash=content_hash(title, "", story.text),
+    )
+
+
+_META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_.:-]+)", re.I)
+
+
+def _page_charset(body: bytes) -> str:
+    m = _META_CHARSET.search(body[:4096])
+    if m:
+        name = m.group(1).decode("ascii", "replace")
+        try:
+            codecs.lookup(name)
+            return name
+        except LookupError:
+            pass
+    return "utf-8"
 
 
 # --- one entry -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from monitor import db, store
 from monitor.alert.routes import ChannelRoute, holds, routes_for
-from monitor.errors import FetchError, ParseError
+from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.models import Hit, ItemData, utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
@@ -62,6 +62,10 @@ class Context:
     active_since: dict[str, dt.datetime] = field(default_factory=dict)
     # Observers (metrics, tests): called with every feed outcome.
     on_feed: list[Callable[[FeedOutcome], None]] = field(default_factory=list)
+    # Called with the number of alerts each backfill created (activation.activate).
+    on_alerts: list[Callable[[int], None]] = field(default_factory=list)
+    # Set when the daemon stops: the cycle claims nothing more and lets running polls finish.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -96,6 +100,10 @@ async def poll(
     worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
     while True:
         room = concurrency - len(running)
+        if ctx.stopping.is_set():
+            room = 0  # the daemon is stopping: finish what runs, claim nothing more
+            if not running:
+                return report
         if room >= worth_it or not running:
             want = min(room, CLAIM_BATCH)
             claims = await asyncio.to_thread(_claim, ctx, want, polled, everything)
@@ -145,13 +153,12 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
     # The next due time counts from the claim, which the fetch follows at once.
     now = utcnow()
     started = time.monotonic()
+    status: int | None = None  # the HTTP status, once there is one (a 200 that fails to parse)
     try:
         result = await ctx.fetcher.fetch(
             feed.url, etag=claim.etag, last_modified=claim.last_modified
         )
-    except FetchError as exc:
-        return await _fetch_failed(ctx, feed, now, started, exc)
-    try:
+        status = result.status
         parsed = None
         if not result.not_modified:
             parsed = await asyncio.to_thread(
@@ -161,39 +168,69 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
                 base_url=result.url,
                 fetched_at=now,
             )
-    except ParseError as exc:
-        return await _fetch_failed(ctx, feed, now, started, exc)
-    outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
+        outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
+    except (FetchError, ParseError) as exc:
+        return await _poll_failed(ctx, feed, now, started, exc, status)
+    except asyncio.CancelledError:
+        # Cut off (the daemon stopping past its grace period): hand the feed back at once
+        # rather than leave it leased.
+        await asyncio.shield(asyncio.to_thread(_release, ctx, feed))
+        raise
+    except Exception as exc:
+        # A bug, or a library's surprise: this feed's failure, recorded on its row like any
+        # other (kind and message), never the cycle's; the traceback goes to the log.
+        log.exception("feed_crashed", feed=feed.id)
+        return await _poll_failed(ctx, feed, now, started, exc, status)
     outcome.elapsed = result.elapsed
-    if outcome.new or outcome.alerts:
+    if outcome.new or outcome.changed or outcome.alerts:
         log.info(
             "feed_polled",
             feed=feed.id,
             status=outcome.status,
             items=outcome.items,
             new=outcome.new,
+            changed=outcome.changed,
             alerts=outcome.alerts,
         )
     return outcome
 
 
-async def _fetch_failed(
-    ctx: Context, feed: FeedJob, now: dt.datetime, started: float, exc: FetchError | ParseError
+async def _poll_failed(
+    ctx: Context,
+    feed: FeedJob,
+    now: dt.datetime,
+    started: float,
+    exc: Exception,
+    status: int | None,
 ) -> FeedOutcome:
-    """A failed fetch or parse is data on the feed row, never an exception out of the cycle."""
-    status = getattr(exc, "status", None)
+    """A failed poll is data on the feed row, never an exception out of the cycle. `status`:
+    the HTTP status when the fetch got one (a 200 whose body is not a feed)."""
+    status = getattr(exc, "status", None) or status
     retry_after = getattr(exc, "retry_after", None)
     kind = type(exc).__name__
-    await asyncio.to_thread(_failed, ctx, feed, now, status, str(exc), kind, retry_after)
-    log.warning("feed_failed", feed=feed.id, status=status, error=str(exc))
+    error = str(exc) or kind
+    try:
+        await asyncio.to_thread(_failed, ctx, feed, now, status, error, kind, retry_after)
+    except StoreError as store_exc:  # the database too: the lease runs out, the feed is due
+        log.error("feed_not_recorded", feed=feed.id, error=str(store_exc))
+    log.warning("feed_failed", feed=feed.id, status=status, kind=kind, error=error)
     return FeedOutcome(
         feed.id,
         ok=False,
         status=status,
-        error=str(exc),
+        error=error,
         error_kind=kind,
         elapsed=time.monotonic() - started,
     )
+
+
+def _release(ctx: Context, feed: FeedJob) -> None:
+    try:
+        with db.session(ctx.engine) as s:
+            store.release_feed(s, feed.id, worker=ctx.worker, now=utcnow())
+            s.commit()
+    except StoreError as exc:
+        log.error("feed_not_released", feed=feed.id, error=str(exc))
 
 
 def _next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> dt.datetime:
@@ -234,12 +271,15 @@ def _process(
         row = store.get_feed(s, feed.id)
         alert_ids: list[str] = []
         stored: list[store.StoredItem] = []
+        held_back: dict[str, int] = {}
         if parsed is not None:
             stored = store.upsert_items(s, feed.id, parsed.items, now)
             # A new feed's existing items are only recorded (no flood on the first poll)
             # unless the feed asks for backfill.
             if row.initialized or feed.backfill:
-                alerts = _cool_down(s, watchlist, _match(ctx, watchlist, feed, stored), now)
+                matched = _match(ctx, watchlist, feed, stored)
+                alerts, held_back = _cool_down(s, watchlist, matched, now)
+                store.hold_back(s, held_back)
                 alert_ids = store.add_alerts(s, alerts, now, holds(ctx.channels))
         store.record_success(
             s,
@@ -255,13 +295,16 @@ def _process(
         s.commit()
     for alert_id in alert_ids:
         log.debug("alert_created", alert=alert_id, feed=feed.id)
+    edited = sum(1 for it in stored if it.changed)
     return FeedOutcome(
         feed.id,
         ok=True,
         status=result.status,
         items=len(parsed.items) if parsed is not None else 0,
-        new=len(stored),
+        new=len(stored) - edited,
+        changed=edited,
         alerts=len(alert_ids),
+        held_back=held_back,
     )
 
 
@@ -294,15 +337,19 @@ def new_alert(ctx: Context, rule: Rule, item_id: int, item: ItemData, hit: Hit) 
         story_url=item.url,
         story_hash=item.content_hash or None,
         reporter=f"{item.feed_id} ({item.source})" if item.source else item.feed_id,
+        cooldown=rule.cooldown is not None,
     )
 
 
 def _cool_down(
     s: Session, watchlist: Watchlist, alerts: list[store.NewAlert], now: dt.datetime
-) -> list[store.NewAlert]:
+) -> tuple[list[store.NewAlert], dict[str, int]]:
     """A rule with a cooldown alerts at most once per window: later hits inside the window
-    are dropped (the items are stored and can be found with test-rule --since)."""
+    are held back, never silently: counted per rule (the metric, `monitor alerts`), and the
+    rule's next alert says how many it held back. The items are stored and can be found with
+    test-rule --since. Returns the alerts kept and the count held back per rule."""
     kept: list[store.NewAlert] = []
+    held: dict[str, int] = {}
     last: dict[str, dt.datetime | None] = {}
     for a in alerts:
         rule = watchlist.get(a.rule_id)
@@ -313,10 +360,11 @@ def _cool_down(
             last[a.rule_id] = store.last_alert_at(s, a.rule_id)
         prev = last[a.rule_id]
         if prev is not None and now - prev < rule.cooldown:
+            held[a.rule_id] = held.get(a.rule_id, 0) + 1
             continue
         last[a.rule_id] = now
         kept.append(a)
-    return kept
+    return kept, held
 
 
 def purge(ctx: Context) -> int:

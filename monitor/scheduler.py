@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import secrets
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings,
 log = structlog.get_logger("monitor.scheduler")
 
 MAX_TICK = 5.0  # seconds between looks for due feeds and deliveries, at most
+GRACE = 8.0  # seconds running polls and sends get to finish when the daemon stops
 LEASE_MARGIN = dt.timedelta(seconds=15)  # parse and store, past the fetch deadline
 
 
@@ -75,6 +78,7 @@ def make_notifier(name: str, ch: AnyChannel) -> Notifier:
             password=smtp.password,
             timeout=smtp.timeout.total_seconds(),
             validate_certs=smtp.validate_certs,
+            tls_context=ssl.create_default_context(cafile=smtp.ca_file) if smtp.ca_file else None,
         )
     return LogNotifier(name)
 
@@ -119,7 +123,9 @@ class Runtime:
         self.engine.dispose()
 
 
-def build(settings: Settings, rules: Watchlist) -> Runtime:
+def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Runtime:
+    """The stages for one process, the database upgraded and the feeds synced; the rules
+    activated unless `activate` is False (the daemon does it once its observers listen)."""
     apprise_urls = [
         u for ch in settings.channels.values() if isinstance(ch, AppriseChannel) for u in ch.urls
     ]
@@ -175,7 +181,8 @@ def build(settings: Settings, rules: Watchlist) -> Runtime:
         retention=settings.retention,
     )
     pipeline.sync(ctx)
-    activation.activate(ctx, rules)
+    if activate:
+        activation.activate(ctx, rules)
     outbox = delivery.Outbox(engine, routes, worker=worker)
     return Runtime(settings, engine, ctx, outbox, live, notifiers)
 
@@ -209,12 +216,23 @@ async def run_once(
         await runtime.aclose()
 
 
+class Stop(asyncio.Event):
+    """Set to stop the daemon; `reason` says why (the signal's name), for the log."""
+
+    reason = "requested"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) -> None:
-    """Poll and deliver until `stop` is set; then let running work finish (bounded) and
-    close everything."""
-    runtime = build(settings, rules)
+    """Poll and deliver until `stop` is set; then let running work finish (up to GRACE s),
+    hand back what is cut off, and close everything."""
+    runtime = build(settings, rules, activate=False)
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     running: set[asyncio.Task[None]] = set()
+    logging.getLogger("apscheduler.scheduler").addFilter(_no_overrun_text)
 
     def job(fn: Callable[[], object], name: str) -> Callable[[], object]:
         async def wrapped() -> None:
@@ -223,6 +241,10 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
             running.add(task)
             try:
                 await fn()  # type: ignore[misc]
+            except asyncio.CancelledError:
+                # Cut off at the end of the stop's grace period: said once, at info (the
+                # claims were handed back); not a failure for APScheduler to log as one.
+                log.info("job_cut_off", job=name)
             except Exception:
                 log.exception("job_failed", job=name)
             finally:
@@ -275,7 +297,9 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         worker=runtime.ctx.worker,
     )
     runtime.ctx.on_feed.append(metrics.observe_feed)
+    runtime.ctx.on_alerts.append(metrics.observe_alerts)
     runtime.outbox.on_delivery.append(metrics.observe_delivery)
+    await asyncio.to_thread(activation.activate, runtime.ctx, rules)
     scheduler.add_listener(_on_event, EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     watcher = asyncio.create_task(watch_rules(runtime, stop))
@@ -301,18 +325,25 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
         )
         await stop.wait()
     finally:
-        inflight = running | runtime.outbox.inflight
-        log.info("stopping", running=len(inflight))
-        scheduler.shutdown(wait=False)
+        # Claim nothing more and start no new job, but let what runs finish: polls already
+        # fetching, sends already sent. Whatever is still running after GRACE seconds is
+        # cancelled and hands its claims back (due again at once, for any worker).
+        runtime.ctx.stopping.set()
+        if scheduler.running:
+            scheduler.pause()
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+        inflight = running | runtime.outbox.inflight
+        reason = stop.reason if isinstance(stop, Stop) else "requested"
+        log.info("stopping", signal=reason, running=len(inflight))
         if inflight:
-            # In-flight fetches and deliveries get a few seconds; anything cut off is safe:
-            # claimed feeds and deliveries become due again when their lease expires.
-            _done, pending = await asyncio.wait(inflight, timeout=8)
+            _done, pending = await asyncio.wait(inflight, timeout=GRACE)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.info("cut_off", tasks=len(pending), grace_seconds=GRACE)
+        scheduler.shutdown(wait=False)
         if http is not None:
             await http.stop()
         await runtime.aclose()
@@ -392,11 +423,17 @@ def _on_event(event: JobExecutionEvent) -> None:
         log.warning("cycle_overrun", job=event.job_id)
 
 
+def _no_overrun_text(record: logging.LogRecord) -> bool:
+    """APScheduler's own "maximum number of running instances reached" warning: dropped, as
+    _on_event logs the overrun once, as our `cycle_overrun` event."""
+    return "maximum number of running instances" not in record.getMessage()
+
+
 @contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+def stop_on_signals(stop: Stop) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.stop, sig.name)
     try:
         yield
     finally:

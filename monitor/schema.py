@@ -123,9 +123,21 @@ def _prepare(conn: sa.Connection) -> str | None:
 def _locked(engine: Engine) -> Iterator[sa.Connection]:
     """A connection in a transaction that holds the migration lock until it commits."""
     with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        elif conn.dialect.name == "sqlite":
+        elif sqlite:
+            # Batch mode rebuilds a table to alter it (copy, drop, rename): with foreign keys
+            # enforced, dropping a referenced table would fail. Off for the migration (only
+            # outside a transaction does the pragma take), checked once it is done.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, waited for (busy_timeout)
-        yield conn
-        conn.commit()
+        try:
+            yield conn
+            if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise StoreError("the upgrade would break references between rows; undone")
+            conn.commit()
+        finally:
+            conn.rollback()  # a no-op after the commit
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")

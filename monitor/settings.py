@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor import yamlconf
+from monitor.alert.signing import decode_secret
 from monitor.errors import ConfigError
 from monitor.severity import Severity
 from monitor.units import Duration, Size, format_duration
@@ -97,7 +99,7 @@ class ChannelBase(Strict):
         None,
         description="Hold alerts and send one digest per window (e.g. 1h) instead of one each.",
     )
-    burst: int = Field(
+    burst: int | None = Field(
         10,
         ge=1,
         description="More than this many alerts due at once go out as one digest, so a burst "
@@ -120,12 +122,30 @@ class WebhookChannel(ChannelBase):
     timeout: Duration = Field(
         dt.timedelta(seconds=15), description="Deadline per delivery attempt."
     )
+    burst: int | None = Field(
+        None,
+        ge=1,
+        description="Unset: one POST per alert, however many are due (a SIEM expects one "
+        "event each); set: more than this many due at once go out as one digest POST.",
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
         if not is_web_url(v):
             raise ValueError("webhook url must be an absolute http or https URL")
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        # Checked here, where check and run both read it: an empty ${VAR} or a secret that is
+        # not base64 would otherwise pass `check` and stop `run` (the message never shows it).
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("the webhook secret is empty (is its ${VAR} set?)")
+        decode_secret(v)
         return v
 
 
@@ -137,9 +157,24 @@ class SMTPSettings(Strict):
     username: str | None = Field(None, description="Login; never sent without TLS.")
     password: str | None = Field(None, description="Password; use ${SMTP_PASSWORD}.")
     validate_certs: bool = Field(True, description="Verify the server certificate.")
+    ca_file: str | None = Field(
+        None,
+        description="PEM file of the CA(s) to trust for this server (a private CA), instead of "
+        "the system's.",
+    )
     timeout: Duration = Field(
         dt.timedelta(seconds=30), description="Deadline per delivery attempt."
     )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ssl.create_default_context(cafile=v)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot use {v} as a CA file: {exc}") from None
+        return v
 
     @model_validator(mode="after")
     def _login_needs_tls(self) -> SMTPSettings:
@@ -282,14 +317,44 @@ def url_secrets(url: str) -> set[str]:
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate monitor.yaml; raises ConfigError with FILE:LINE:COL lines."""
-    settings, located = yamlconf.load_model(Settings, path, env)
+    return read_settings(path, env)[0]
+
+
+def read_settings(
+    path: str | Path, env: Mapping[str, str] | None = None, *, read_only: bool = False
+) -> tuple[Settings, list[str]]:
+    """monitor.yaml and its warnings. `read_only` (feeds, alerts, test-rule: commands that
+    send nothing): a channel whose ${VAR} is unset is not an error but a warning, and the
+    channel is kept as a log channel of the same name, so rules naming it still load."""
+
+    def in_channels(loc: tuple[int | str, ...]) -> bool:
+        return read_only and len(loc) >= 2 and loc[0] == "channels"
+
+    data, located = yamlconf.load(path, env, tolerate=in_channels)
+    warnings: list[str] = []
+    for name in dict.fromkeys(str(loc[1]) for loc, _var in located.missing):
+        names = ", ".join(sorted({v for loc, v in located.missing if str(loc[1]) == name}))
+        warnings.append(
+            located.problem(
+                ("channels", name),
+                f"channels.{name}: {names} not set; this command sends nothing, so it goes on "
+                "(run and once would refuse it)",
+                key=True,
+            )
+        )
+        data["channels"][name] = {"type": "log"}
+    settings = yamlconf.validate(Settings, data, located)
+    problems: list[str] = []
     seen: set[str] = set()
     for i, feed in enumerate(settings.feeds):
         if feed.id in seen:
-            where = located.problem(("feeds", i, "id"), f"feed id {feed.id!r} appears twice")
-            raise ConfigError(where)
+            problems.append(
+                located.problem(("feeds", i, "id"), f"feed id {feed.id!r} appears twice")
+            )
         seen.add(feed.id)
-    return settings
+    if problems:
+        raise ConfigError.of(problems)
+    return settings, warnings
 
 
 def reference_rows() -> list[tuple[str, str, str]]:

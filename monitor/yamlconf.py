@@ -4,20 +4,23 @@ ruamel.yaml's round-trip loader keeps the line and column of every key and value
 tree beside the plain data so that a pydantic error location such as ('feeds', 2, 'url') can be
 turned back into the place in the file a person has to edit. `${VAR}` and `${VAR:-default}` are
 expanded from the environment in string values before validation; a missing variable is an error
-at the value's position, and the variable's value never appears in a message.
+at the value's position (or, where the caller tolerates it, noted in `Located.missing`), and the
+variable's value never appears in a message. Only plain YAML is read: an explicit tag other than
+the core schema's (`!!str`, `!!int`, …), such as `!!python/object/apply:…`, is an error at its
+position, never silently dropped.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
 
 from monitor.errors import ConfigError
@@ -33,6 +36,8 @@ class Located:
     def __init__(self, path: Path, tree: Any) -> None:
         self.path = path
         self.tree = tree
+        # ${VAR}s left unset where the caller tolerates it: (location, variable name)
+        self.missing: list[tuple[tuple[int | str, ...], str]] = []
 
     def where(self, loc: tuple[int | str, ...], *, key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the deepest node of `loc` that exists in the file."""
@@ -64,13 +69,26 @@ def _start(node: Any) -> tuple[int, int]:
     return 0, 0
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Any, Located]:
-    """Read a YAML file; return (plain data with ${VAR}s expanded, its Located)."""
+Tolerate = Callable[[tuple[int | str, ...]], bool]
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")
+)
+
+
+def load(
+    path: str | Path, env: Mapping[str, str] | None = None, *, tolerate: Tolerate | None = None
+) -> tuple[Any, Located]:
+    """Read a YAML file; return (plain data with ${VAR}s expanded, its Located). A ${VAR}
+    that is not set is an error, except at a location `tolerate` accepts: there it expands
+    to "" and is listed in `Located.missing`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}:1:1: file not found") from None
+        raise ConfigError(
+            f"{path}:1:1: file not found (looked for {path.absolute()}; a relative path is "
+            f"resolved against the working directory, {Path.cwd()})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}:1:1: cannot read: {exc}") from None
     try:
@@ -80,48 +98,69 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Any, L
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError(f"{path}:{line}:{col}: YAML syntax: {exc.problem or exc}") from None
     located = Located(path, tree)
-    problems: list[str] = []
-    data = _plain(tree, (), located, env if env is not None else os.environ, problems)
-    if problems:
-        raise ConfigError.of(problems)
+    reader = _Reader(located, env if env is not None else os.environ, tolerate)
+    data = reader.plain(tree, ())
+    if reader.problems:
+        raise ConfigError.of(reader.problems)
     return data, located
 
 
-def _plain(
-    node: Any,
-    loc: tuple[int | str, ...],
-    located: Located,
-    env: Mapping[str, str],
-    problems: list[str],
-) -> Any:
-    if isinstance(node, Mapping):
-        return {k: _plain(v, (*loc, k), located, env, problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v, (*loc, i), located, env, problems) for i, v in enumerate(node)]
-    if isinstance(node, str):
-        return _expand(node, loc, located, env, problems)
-    return node
+class _Reader:
+    """The round-trip tree -> plain data: tags checked, ${VAR}s expanded."""
+
+    def __init__(self, located: Located, env: Mapping[str, str], tolerate: Tolerate | None):
+        self.located = located
+        self.env = env
+        self.tolerate = tolerate
+        self.problems: list[str] = []
+
+    def plain(self, node: Any, loc: tuple[int | str, ...]) -> Any:
+        tag = _tag(node)
+        if tag is not None and tag not in CORE_TAGS:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            self.problems.append(
+                self.located.problem(
+                    loc,
+                    f"{_dotted(loc)}: the YAML tag {shown} is not accepted: monitor reads plain "
+                    "YAML (strings, numbers, lists, mappings) and no tags",
+                )
+            )
+            return None
+        if isinstance(node, TaggedScalar):  # a core tag: !!str 2024 is the string "2024"
+            value = node.value
+            return self.expand(value, loc) if tag == "tag:yaml.org,2002:str" else value
+        if isinstance(node, Mapping):
+            return {k: self.plain(v, (*loc, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.plain(v, (*loc, i)) for i, v in enumerate(node)]
+        if isinstance(node, str):
+            return self.expand(node, loc)
+        return node
+
+    def expand(self, value: str, loc: tuple[int | str, ...]) -> str:
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            if self.tolerate is not None and self.tolerate(loc):
+                self.located.missing.append((loc, name))
+                return ""
+            self.problems.append(
+                self.located.problem(
+                    loc, f"environment variable {name} is not set (used in {_dotted(loc)})"
+                )
+            )
+            return ""
+
+        return _VAR.sub(sub, str(value))
 
 
-def _expand(
-    value: str,
-    loc: tuple[int | str, ...],
-    located: Located,
-    env: Mapping[str, str],
-    problems: list[str],
-) -> str:
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        problems.append(
-            located.problem(loc, f"environment variable {name} is not set (used in {_dotted(loc)})")
-        )
-        return ""
-
-    return _VAR.sub(sub, str(value))
+def _tag(node: Any) -> str | None:
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", tag)
+    return value if isinstance(value, str) and value else None
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

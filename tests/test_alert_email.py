@@ -63,7 +63,7 @@ async def test_starttls_login_and_multipart_message(smtp: SMTPServer) -> None:
     assert m["Subject"] == (
         "[HIGH] North Korea missile activity: North Korea fires short-range missiles into sea"
     )
-    assert m["Message-ID"] == "<01J0ALERT7QK3Z@monitor>"
+    assert m["Message-ID"] == "<01J0ALERT7QK3Z@example.org>"  # the sender's domain
     assert m["From"] == "monitor <monitor@example.org>"
     assert "duty@example.org" in m["To"]
     assert m["Date"].datetime.isoformat() == "2019-06-18T16:05:07+00:00"
@@ -83,7 +83,7 @@ async def test_message_id_is_the_same_on_resend(smtp: SMTPServer) -> None:
     await notifier.send(make_alert())
     await notifier.send(make_alert())
     first, second = smtp.wait_for(2)
-    assert first.message["Message-ID"] == second.message["Message-ID"] == "<01J0ALERT7QK3Z@monitor>"
+    assert first.message["Message-ID"] == second.message["Message-ID"] == "<01J0ALERT7QK3Z@example.org>"
 
 
 async def test_self_signed_certificate_with_validate_certs_off(smtp: SMTPServer) -> None:

@@ -178,7 +178,10 @@ def test_text_part() -> None:
 
 
 def test_message_id_is_stable_and_safe() -> None:
-    assert render.email_message_id(make_alert()) == "<01J0ALERT7QK3Z@monitor>"
+    assert render.email_message_id(make_alert()) == "<01J0ALERT7QK3Z@monitor>"  # no domain
+    assert render.email_message_id(make_alert(), "Example.ORG") == "<01J0ALERT7QK3Z@example.org>"
+    assert render.email_message_id(make_alert(), "bad domain>") == "<01J0ALERT7QK3Z@monitor>"
+    assert render.sender_domain("Monitor <alerts@osint.example.org>") == "osint.example.org"
     odd = render.email_message_id(make_alert(id="a b>c@d"))
     assert re.fullmatch(r"<[0-9a-f]{40}@monitor>", odd)
     assert odd == render.email_message_id(make_alert(id="a b>c@d"))

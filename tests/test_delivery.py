@@ -126,7 +126,7 @@ async def test_a_gone_receiver_is_dead_at_once_and_visible(
     capsys.readouterr()
     assert run_cli(["--config", str(config), "alerts"]) == 0
     out = capsys.readouterr().out
-    assert "ops: dead (1 attempts)" in out and "HTTP 410" in out
+    assert "ops: dead (1 attempt)" in out and "HTTP 410" in out
     alert_id = out.split("alrt_")[1].split()[0]
     assert run_cli(["--config", str(config), "alerts", "retry", f"alrt_{alert_id}"]) == 0
 
@@ -195,7 +195,7 @@ async def test_a_burst_becomes_one_message_not_500(tmp_path: Path, feed_server: 
         config = write_config(
             tmp_path,
             feed_line(feed_server, "many", "/many.xml"),
-            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}, burst: 10}}\n",
         )
         async for runtime in runtime_for(config):
             await pipeline.poll(runtime.ctx)
@@ -203,6 +203,27 @@ async def test_a_burst_becomes_one_message_not_500(tmp_path: Path, feed_server: 
         [request] = hook.requests
     assert request.verified and request.json["type"] == "digest"
     assert request.json["count"] == 500 and len(request.json["alerts"]) == 500
+    assert request.json["window"] is None  # a burst, not a digest window
+
+
+async def test_a_webhook_sends_one_post_per_alert_unless_it_sets_burst(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Issue 10 #12: a SIEM expects one event per alert; 0.1.0 turned more than 10 alerts due
+    at once into one digest on every channel, webhooks included."""
+    feed_server.routes["/many.xml"] = Route(many_items(30))
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(feed_server, "many", "/many.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+        )
+        async for runtime in runtime_for(config):
+            await pipeline.poll(runtime.ctx)
+            await delivery.deliver(runtime.outbox)
+        requests = hook.wait_for(30)
+    assert {r.json["type"] for r in requests} == {"alert"}
+    assert len({r.headers["webhook-id"] for r in requests}) == 30
 
 
 def test_an_apprise_url_apprise_cannot_use_is_a_config_error(

@@ -296,7 +296,8 @@ def test_yaml_syntax_error(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    assert problems(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}:1:1: file not found"]
+    [p] = problems(tmp_path / "nope.yaml")
+    assert p.startswith(f"{tmp_path / 'nope.yaml'}:1:1: file not found (looked for ")
 
 
 # --- ${VAR} expansion and versions --------------------------------------------------------------

@@ -49,9 +49,10 @@ def ordered(msgs: Sequence[AlertMessage]) -> list[AlertMessage]:
     return severity.most_severe_first(msgs, lambda m: m.severity)
 
 
-def format_window(window: dt.timedelta) -> str:
-    """`1h`, `30m`, `90m`, `2d`, `45s`, in the notation of monitor.yaml."""
-    return format_duration(window)
+def format_window(window: dt.timedelta) -> str | None:
+    """`1h`, `30m`, `90m`, `2d`, `45s`, in the notation of monitor.yaml; None for a digest
+    that has no window (a burst: many alerts due at once)."""
+    return format_duration(window) if window > dt.timedelta(0) else None
 
 
 def severity_counts(msgs: Sequence[AlertMessage]) -> list[tuple[str, int]]:
@@ -61,11 +62,13 @@ def severity_counts(msgs: Sequence[AlertMessage]) -> list[tuple[str, int]]:
 
 
 def headline(msgs: Sequence[AlertMessage], window: dt.timedelta) -> str:
-    """`500 alerts in the last 1h (3 HIGH, 497 MEDIUM)`."""
+    """`500 alerts in the last 1h (3 HIGH, 497 MEDIUM)`; a burst: `15 alerts at once (…)`."""
     n = len(msgs)
     counts = ", ".join(f"{count} {sev.upper()}" for sev, count in severity_counts(msgs))
     noun = "alert" if n == 1 else "alerts"
-    return f"{n} {noun} in the last {format_window(window)}" + (f" ({counts})" if counts else "")
+    shown = format_window(window)
+    span = f"in the last {shown}" if shown else "at once"
+    return f"{n} {noun} {span}" + (f" ({counts})" if counts else "")
 
 
 def digest_subject(msgs: Sequence[AlertMessage], window: dt.timedelta) -> str:

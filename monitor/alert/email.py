@@ -101,6 +101,7 @@ class EmailNotifier:
         self._timeout = timeout
         self._validate_certs = validate_certs
         self._tls_context = tls_context
+        self._domain = render.sender_domain(sender)
         self._where = f"email {name} (smtp {host}:{port})"
 
     # --- the message ----------------------------------------------------------------------
@@ -110,7 +111,7 @@ class EmailNotifier:
         return self._compose(
             subject=render.email_subject(msg),
             date=msg.created_at,
-            message_id=render.email_message_id(msg),
+            message_id=render.email_message_id(msg, self._domain),
             text=render.email_text(msg),
             html=render.email_html(msg),
         )
@@ -128,7 +129,7 @@ class EmailNotifier:
         return self._compose(
             subject=digest.digest_subject(msgs, window),
             date=now,
-            message_id=render.message_id(digest_id),
+            message_id=render.message_id(digest_id, self._domain),
             text=digest.digest_text(digest_id, msgs, window, now),
             html=digest.digest_html(digest_id, msgs, window, now),
         )

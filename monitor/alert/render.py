@@ -14,6 +14,7 @@ untrusted. The rules here:
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import html
 import re
@@ -119,6 +120,7 @@ def webhook_payload(msg: AlertMessage, *, summary_max: int = SUMMARY_MAX) -> dic
         "match": {
             "terms": [_valid_unicode(t) for t in msg.terms],
             "snippet": _valid_unicode(msg.snippet),
+            **({"held_back": msg.held_back} if msg.held_back else {}),
         },
         "also_reported_by": [_valid_unicode(s) for s in msg.also_reported_by],
     }
@@ -153,18 +155,27 @@ def email_subject(msg: AlertMessage) -> str:
 _ID_ATOM = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 
 
-def email_message_id(msg: AlertMessage) -> str:
-    """`<{alert id}@monitor>`: the same on every resend, so mail clients and archives can
+def email_message_id(msg: AlertMessage, domain: str = "monitor") -> str:
+    """`<{alert id}@{domain}>`: the same on every resend, so mail clients and archives can
     drop duplicates. An id that is not a plain dot-atom is replaced by its SHA-256."""
-    return message_id(msg.id)
+    return message_id(msg.id, domain)
 
 
-def message_id(key: str) -> str:
-    """`<{key}@monitor>` for an alert or digest id (SHA-256 of it when not a dot-atom)."""
+def message_id(key: str, domain: str = "monitor") -> str:
+    """`<{key}@{domain}>` for an alert or digest id (SHA-256 of it when not a dot-atom). The
+    domain is the sender's (RFC 5322 3.6.4: the right side should be a domain the sender
+    owns); `monitor` when it has none that is a dot-atom."""
     left = key if len(key) <= 128 and _ID_ATOM.fullmatch(key) else ""
     if not left:
         left = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:40]
-    return f"<{left}@monitor>"
+    right = domain if domain and len(domain) <= 253 and _ID_ATOM.fullmatch(domain) else "monitor"
+    return f"<{left}@{right.lower()}>"
+
+
+def sender_domain(address: str) -> str:
+    """The domain of `monitor@example.org` or `Monitor <monitor@example.org>`."""
+    _name, addr = email.utils.parseaddr(address)
+    return addr.rpartition("@")[2] if "@" in addr else ""
 
 
 def when(value: dt.datetime | None) -> str:
@@ -177,11 +188,17 @@ def _facts(msg: AlertMessage) -> list[tuple[str, str]]:
     facts = [
         ("Rule", f"{one_line(msg.rule_name)} ({one_line(msg.rule_id)})"),
         ("Severity", one_line(msg.severity)),
-        ("Source", one_line(msg.source) or "unknown"),
+        *([("Source", one_line(msg.source))] if one_line(msg.source) else []),
         ("Feed", one_line(msg.feed)),
         ("Published", when(msg.published_at)),
         ("Matched", ", ".join(one_line(t) for t in msg.terms)),
     ]
+    if msg.held_back:
+        n = msg.held_back
+        facts.append(
+            ("Cooldown", f"held back {n} more {'match' if n == 1 else 'matches'} of this rule "
+             "since its previous alert")
+        )  # fmt: skip
     if msg.also_reported_by:
         facts.append(("Also reported by", ", ".join(one_line(s) for s in msg.also_reported_by)))
     return facts

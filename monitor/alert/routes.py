@@ -20,7 +20,7 @@ class ChannelRoute:
     min_severity: str = "info"
     timeout: float = 30.0
     digest: dt.timedelta | None = None  # hold alerts and send one digest per window
-    burst: int = 10  # more than this many due at once: one digest instead
+    burst: int | None = 10  # more than this many due at once: one digest (None: never)
     rate_limit: int | None = None  # messages per hour at most
 
     @property

@@ -15,12 +15,24 @@ import sys
 import click
 
 from monitor.cli import daemon, testrule, views
-from monitor.cli.base import cli, err
+from monitor.cli.base import cli, config_option, err
 from monitor.cli.opmlcmd import opml_group
 from monitor.errors import ConfigError, MonitorError
 
 cli.add_command(opml_group)
 __all__ = ["cli", "daemon", "main", "run_cli", "testrule", "views"]
+
+
+def _config_everywhere(group: click.Group) -> None:
+    """Every command takes --config as well as the group (the SPEC: before or after the
+    command's name)."""
+    for cmd in group.commands.values():
+        cmd.params.append(config_option())
+        if isinstance(cmd, click.Group):
+            _config_everywhere(cmd)
+
+
+_config_everywhere(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

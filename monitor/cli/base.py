@@ -24,15 +24,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 class Env:
     """What every command gets. Every command validates both files first (exit 2 on any
-    problem), so a broken edit is noticed whichever command runs next."""
+    problem), so a broken edit is noticed whichever command runs next. The read-only
+    commands (feeds, alerts, test-rule) say `read_only`: they send nothing, so a channel
+    whose ${VAR} is unset is a warning for them, not a reason to refuse."""
 
     def __init__(self, config: str) -> None:
         self.config = config
+        self.read_only = False
         self._loaded: Config | None = None
 
     def load(self) -> tuple[Settings, Watchlist]:
         if self._loaded is None:
-            self._loaded = load_config(self.config)
+            self._loaded = load_config(self.config, read_only=self.read_only)
+            for warning in self._loaded.warnings:
+                err.print(f"warning: {warning}", markup=False)
         return self._loaded.settings, self._loaded.watchlist
 
     @property
@@ -49,6 +54,23 @@ class Env:
 
 
 pass_env = click.make_pass_decorator(Env)
+
+
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    env = ctx.find_object(Env)
+    if env is not None and value is not None:
+        env.config = value
+
+
+def config_option() -> click.Option:
+    """`--config` on a command, after its name as before it (`monitor once --config x`)."""
+    return click.Option(
+        ["--config"],
+        expose_value=False,
+        is_eager=True,
+        callback=_set_config,
+        help="monitor.yaml to use (env MONITOR_CONFIG); the same as before the command.",
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

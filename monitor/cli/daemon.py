@@ -19,7 +19,7 @@ def run(env: Env) -> None:
     settings, rules = env.settings, env.rules()
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop = scheduler.Stop()
         with scheduler.stop_on_signals(stop):
             await scheduler.run_daemon(settings, rules, stop)
 
@@ -43,10 +43,16 @@ def once(env: Env, everything: bool) -> None:
             scheduler.run_once(settings, rules, everything=everything, on_feed=advance)
         )
     failed = [f for f in report.feeds if not f.ok]
+    edited = sum(f.changed for f in report.feeds)
+    held = sum(sum(f.held_back.values()) for f in report.feeds)
     out.print(
         f"{len(report.feeds)} feeds polled, {len(failed)} failed, "
-        f"{sum(f.new for f in report.feeds)} new items, {report.alerts} alerts; "
-        f"deliveries: {delivered.sent} sent, {delivered.failed} to retry, {delivered.dead} dead"
+        f"{sum(f.new for f in report.feeds)} new items"
+        + (f" ({edited} edited)" if edited else "")
+        + f", {report.alerts} alerts"
+        + (f" ({held} matches held back by cooldowns)" if held else "")
+        + f"; deliveries: {delivered.sent} sent, {delivered.failed} to retry,"
+        f" {delivered.dead} dead"
     )
     for f in failed:
         out.print(f"  [red]{f.feed_id}[/]: {f.error}", markup=True)

@@ -88,4 +88,4 @@ def opml_export(env: Env, output: Path | None) -> None:
         output.write_bytes(data)
     except OSError as exc:
         raise MonitorError(f"cannot write {output}: {exc.strerror}") from None
-    err.print(f"{output}: {len(rows)} feeds", markup=False)
+    err.print(f"{output}: {len(rows)} feed{'' if len(rows) == 1 else 's'}", markup=False)

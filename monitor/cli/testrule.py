@@ -13,39 +13,64 @@ from monitor.activation import stored_pages
 from monitor.cli.base import Env, cli, out, pass_env
 from monitor.errors import ConfigError, ParseError, QueryError
 from monitor.models import Hit, ItemData, utcnow
-from monitor.parse import html_to_text, parse_feed
+from monitor.parse import looks_like_html, parse_feed, parse_page
 from monitor.rules import CompiledQuery, Watchlist, compile_query
 from monitor.rules.matcher import in_scope
 from monitor.units import parse_duration
 
+_VALUED = ("--rule", "--text", "--title", "--file", "--since", "--limit")
 
-@cli.command("test-rule")
-@click.argument("query", required=False)
+
+@cli.command("test-rule", context_settings={"ignore_unknown_options": True})
+@click.argument("query_words", nargs=-1, type=click.UNPROCESSED, metavar="QUERY")
 @click.option("--rule", "rule_id", help="Test a rule of the watchlist instead of a QUERY.")
-@click.option("--text", help="Test against this text.")
+@click.option("--text", help="Test against this text (the item's content).")
+@click.option("--title", help="The title of the --text item (for title: and field scopes).")
 @click.option(
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Test against a file: a feed (each item), an HTML page or plain text.",
+    help="Test against a file, read as the daemon reads it: a feed (each item), an HTML page "
+    "(its story, without the site around it) or plain text.",
 )
 @click.option("--since", help="Test against stored items first seen this recently, e.g. 30d.")
 @click.option("--limit", default=50, show_default=True, help="Show at most this many hits.")
 @pass_env
 def test_rule(
     env: Env,
-    query: str | None,
+    query_words: tuple[str, ...],
     rule_id: str | None,
     text: str | None,
+    title: str | None,
     path: Path | None,
     since: str | None,
     limit: int,
 ) -> None:
-    """Dry run of a query or rule: shows each hit with the matched terms marked. No alerts."""
+    """Dry run of a query or rule: shows each hit with the matched terms marked. No alerts.
+
+    A QUERY that starts with "-" goes after "--" (`test-rule -- '-sports missile' --text ...`);
+    options may follow it there too."""
+    env.read_only = True
+    words, given = _split(query_words)
+    rule_id = given.get("--rule", rule_id)
+    text = given.get("--text", text)
+    title = given.get("--title", title)
+    since = given.get("--since", since)
+    if "--file" in given:
+        path = click.Path(exists=True, dir_okay=False, path_type=Path).convert(
+            given["--file"], None, None
+        )
+    if "--limit" in given:
+        try:
+            limit = int(given["--limit"])
+        except ValueError:
+            raise click.BadParameter("not a number", param_hint="--limit") from None
+    query = " ".join(words) or None
     if (query is None) == (rule_id is None):
         raise click.UsageError("give a QUERY or --rule ID (one of them)")
-    if sum(x is not None for x in (text, path, since)) != 1:
-        raise click.UsageError("give exactly one of --text, --file or --since")
+    sources = sum(x is not None for x in (text or title, path, since))
+    if sources != 1:
+        raise click.UsageError("give exactly one of --text (and --title), --file or --since")
     settings, watchlist = env.load()
     matcher, scope = _compile_for_test(watchlist, query, rule_id)
     candidates: Iterator[ItemData]
@@ -60,7 +85,7 @@ def test_rule(
         )
     else:
         tags = {}
-        candidates = iter(_items_from(text, path))
+        candidates = iter(_items_from(text, title, path))
     total = hits = 0
     for item in candidates:
         total += 1
@@ -74,6 +99,27 @@ def test_rule(
             _show_hit(item, hit)
     shown = f" (first {limit} shown)" if hits > limit else ""
     out.print(f"{hits} of {total} items match{shown}")
+
+
+def _split(args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The words of the QUERY, and the options written after `--` with it."""
+    words: list[str] = []
+    given: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in _VALUED:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise click.UsageError(f"{name} needs a value")
+                value = args[i + 1]
+                i += 1
+            given[name] = value
+        else:
+            words.append(arg)
+        i += 1
+    return words, given
 
 
 def _compile_for_test(
@@ -94,23 +140,24 @@ def _compile_for_test(
         raise ConfigError(f"query: {exc}\n  {query}\n  {pointer}") from None
 
 
-def _items_from(text: str | None, path: Path | None) -> list[ItemData]:
-    """--text, or --file as a feed (its items), an HTML page, or plain text."""
-    if path is not None:
-        body = path.read_bytes()
-        head = body[:2048].lstrip().lower()
-        if head.startswith((b"<?xml", b"<rss", b"<feed", b"<rdf")):
-            try:
-                now = utcnow()
-                return parse_feed(body, feed_id=path.name, base_url=None, fetched_at=now).items
-            except ParseError:
-                pass
-        text = body.decode("utf-8", errors="replace")
-        if head.startswith((b"<!doctype html", b"<html")):
-            text = html_to_text(text)
-    assert text is not None
-    title = path.name if path is not None else "--text"
-    return [ItemData(feed_id="text", guid="text", url=None, title=title, content=text)]
+def _items_from(text: str | None, title: str | None, path: Path | None) -> list[ItemData]:
+    """--text (and --title), or --file read as the daemon reads it: a feed (parse_feed, which
+    knows byte-order marks, comments before the root and every feed dialect), else an HTML
+    page (parse_page: its story and title), else plain text."""
+    now = utcnow()
+    if path is None:
+        return [
+            ItemData(feed_id="text", guid="text", url=None, title=title or "", content=text or "")
+        ]
+    body = path.read_bytes()
+    try:
+        return parse_feed(body, feed_id=path.name, base_url=None, fetched_at=now).items
+    except ParseError:
+        pass
+    if looks_like_html(body):
+        return [parse_page(body, feed_id=path.name, url=None, fetched_at=now)]
+    content = body.decode("utf-8", errors="replace")
+    return [ItemData(feed_id=path.name, guid="text", url=None, title="", content=content)]
 
 
 def _show_hit(item: ItemData, hit: Hit) -> None:

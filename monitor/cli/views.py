@@ -14,6 +14,7 @@ from monitor.models import Delivery, utcnow
 @pass_env
 def feeds(env: Env) -> None:
     """Feed health: last fetch, HTTP status, items, consecutive errors, last error, next due."""
+    env.read_only = True
     configured = [f.id for f in env.settings.feeds]
     engine = env.engine()
     with db.session(engine) as s:
@@ -46,9 +47,11 @@ def alerts(ctx: click.Context, limit: int) -> None:
     if ctx.invoked_subcommand is not None:
         return
     env: Env = ctx.obj
+    env.read_only = True
     engine = env.engine()
     with db.session(engine) as s:
         recent = store.recent_alerts(s, limit, with_deliveries=True)
+        holding = store.held_back_now(s)
     table = Table()
     table.add_column("alert", no_wrap=True)
     for column in ("created", "rule", "severity", "title", "deliveries"):
@@ -61,15 +64,23 @@ def alerts(ctx: click.Context, limit: int) -> None:
             a.rule_id,
             a.severity,
             r.item.title[:60]
-            + (f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else ""),
+            + (f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else "")
+            + (f"\n(cooldown held back {_matches(a.held_back)} before it)" if a.held_back else ""),
             "\n".join(_delivery_line(d) for d in r.deliveries),
         )
     out.print(table)
+    for rule_id, n in sorted(holding.items()):
+        out.print(f"rule {rule_id}: its cooldown has held back {_matches(n)} since its last alert")
+
+
+def _matches(n: int) -> str:
+    return f"{n} match" if n == 1 else f"{n} matches"
 
 
 def _delivery_line(d: Delivery) -> str:
     colour = {"sent": "green", "dead": "red"}.get(d.status, "yellow")
-    line = f"{d.channel}: [{colour}]{d.status}[/] ({d.attempts} attempts)"
+    tries = "1 attempt" if d.attempts == 1 else f"{d.attempts} attempts"
+    line = f"{d.channel}: [{colour}]{d.status}[/] ({tries})"
     if d.last_error:
         line += f" {d.last_error[:60]}"
     return line
@@ -80,6 +91,7 @@ def _delivery_line(d: Delivery) -> str:
 @pass_env
 def alerts_retry(env: Env, alert_id: str) -> None:
     """Re-queue the dead deliveries of an alert."""
+    env.read_only = True  # it sends nothing itself: the daemon does
     engine = env.engine()
     with db.session(engine) as s:
         n = store.requeue_delivery(s, alert_id, utcnow())

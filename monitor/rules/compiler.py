@@ -184,6 +184,11 @@ class Compiler:
         for w in node.words:
             if w.text == "NEAR":
                 raise self.error("NEAR needs a distance: write NEAR/n, e.g. NEAR/10", w.column)
+            if w.text.startswith("NEAR/"):
+                raise self.error(
+                    f"NEAR needs a number of words after the slash, e.g. NEAR/10 (not {w.text})",
+                    w.column,
+                )
             words.extend(self._chunk(w.text, w.column))
         return self._leaf(words, mask, node.column)
 
@@ -280,6 +285,38 @@ def _start(node: q.SNode) -> int:
     if isinstance(node, q.SNear):
         return _start(node.left)
     return node.column
+
+
+_OPERATOR_WORDS: Final = {"and": "AND", "or": "OR", "not": "NOT"}
+
+
+def lint(text: str) -> list[tuple[int, str]]:
+    """Likely mistakes that are not errors, as (column, message): an operator written in lower
+    case (`and`, `or`, `not`, `near/5`) among bare words is read as a word of the phrase.
+    A query that does not parse has none (its error says enough)."""
+    try:
+        tree = q.parse(text)
+    except q.QuerySyntaxError:
+        return []
+    out: list[tuple[int, str]] = []
+    for node in _syntax_walk(tree):
+        if not isinstance(node, q.SWords):
+            continue
+        phrase = " ".join(w.text for w in node.words)
+        for w in node.words:
+            low = w.text.lower()
+            if low in _OPERATOR_WORDS and w.text != w.text.upper():
+                op = _OPERATOR_WORDS[low]
+                out.append(
+                    (w.column, f"{w.text!r} in lower case is read as a word of the phrase "
+                     f"{phrase!r}; to combine terms write {op}")
+                )  # fmt: skip
+            elif low.startswith("near/") and not w.text.startswith("NEAR/"):
+                out.append(
+                    (w.column, f"{w.text!r} is read as words of the phrase {phrase!r}; the "
+                     f"operator is written in capitals: {w.text.upper()}")
+                )  # fmt: skip
+    return out
 
 
 ALL_NEGATIVE: Final = (

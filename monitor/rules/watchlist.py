@@ -32,6 +32,7 @@ from monitor.rules.compiler import (
     QueryParts,
     QueryPartsError,
     compile_query,
+    lint,
     parse_member,
 )
 from monitor.rules.matcher import CompiledQuery, Entry, Matcher, in_scope
@@ -122,6 +123,7 @@ class Watchlist:
     rules: tuple[Rule, ...]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     paths: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()  # FILE:LINE:COL: likely mistakes, not errors
     _matcher: Matcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,8 +151,10 @@ class _File:
 
 
 class _Loader:
-    def __init__(self, channels: Collection[str] | None) -> None:
+    def __init__(self, channels: Collection[str] | None, feeds: Collection[str] | None) -> None:
         self.problems: list[str] = []
+        self.warnings: list[str] = []
+        self.feeds = feeds
         self.groups = GroupTable()
         self.group_texts: dict[str, tuple[str, ...]] = {}
         self.rule_ids: dict[str, str] = {}
@@ -162,6 +166,10 @@ class _Loader:
     def query_problem(
         self, f: _File, loc: tuple[int | str, ...], text: str, column: int, msg: str
     ) -> None:
+        self.problems.append(self.at(f, loc, text, column, msg))
+
+    def at(self, f: _File, loc: tuple[int | str, ...], text: str, column: int, msg: str) -> str:
+        """`FILE:LINE:COL: msg` at `column` of a query written at `loc`."""
         line, col = f.located.where(loc)
         src = f.lines[line - 1] if 0 < line <= len(f.lines) else ""
         start = col - 1
@@ -172,7 +180,11 @@ class _Loader:
         elif src[start : start + len(text)] == text:
             col += column - 1
         # else: escapes, a block scalar or a ${VAR}: the value's own position is the best we have
-        self.problems.append(f"{f.path}:{line}:{col}: {msg}")
+        return f"{f.path}:{line}:{col}: {msg}"
+
+    def lint(self, f: _File, loc: tuple[int | str, ...], text: str, what: str) -> None:
+        for column, msg in lint(text):
+            self.warnings.append(self.at(f, loc, text, column, f"{what}: {msg}"))
 
     # groups ----------------------------------------------------------------------------
 
@@ -201,6 +213,7 @@ class _Loader:
                     )
                     parsed = "reported"
                     continue
+                self.lint(f, ("groups", name, j), text, f"group {gname}")
                 if not isinstance(parsed, str):
                     parsed.append(node)
             if parsed == []:
@@ -231,12 +244,17 @@ class _Loader:
             else:
                 self.rule_ids[rid] = where
         self.check_notify(f, i, rid, raw.get("notify"))
+        self.check_feeds(f, i, rid, raw.get("feeds"))
         fields = raw.get("fields", list(DEFAULT_FIELDS))
         if not (isinstance(fields, list) and fields and all(x in SCOPES for x in fields)):
             fields = list(DEFAULT_FIELDS)  # pydantic reports it
         parts = _parts(raw)
         if parts is None:
             return None  # a value of the wrong type: pydantic reports it
+        for name, texts in parts.named():
+            for j, text in enumerate(texts):
+                at: tuple[int | str, ...] = ("rules", i, name)
+                self.lint(f, at if name == "query" else (*at, j), text, f"rule {rid}")
         try:
             return compile_query(parts, self.groups, fields=fields)
         except QueryPartsError as exc:
@@ -250,6 +268,19 @@ class _Loader:
                 else:
                     self.problem(f, loc, f"rule {rid}: {p.reason}")
             return None
+
+    def check_feeds(self, f: _File, i: int, rid: str, feeds: Any) -> None:
+        """Every `feeds:` entry must be a configured feed id or tag: a rule scoped to a feed
+        that does not exist can never fire."""
+        if self.feeds is None or not isinstance(feeds, list):
+            return
+        for j, name in enumerate(feeds):
+            if str(name) not in self.feeds:
+                self.problem(
+                    f, ("rules", i, "feeds", j),
+                    f"rule {rid!r}: feeds names {name!r}, which is no feed id or tag of "
+                    "monitor.yaml: the rule could never fire",
+                )  # fmt: skip
 
     def check_notify(self, f: _File, i: int, rid: str, notify: Any) -> None:
         """Every `notify:` name must be a configured channel: a typo would send nothing."""
@@ -307,14 +338,17 @@ def load_watchlist(
     env: Mapping[str, str] | None = None,
     *,
     channels: Collection[str] | None = None,
+    feeds: Collection[str] | None = None,
 ) -> Watchlist:
     """Load, validate and compile one or more watchlist files (groups and rules are merged).
-    `channels`: the configured channel names, which every `notify:` must use.
+    `channels`: the configured channel names, which every `notify:` must use; `feeds`: the
+    configured feed ids and tags, which every `feeds:` must use (None: not checked). Likely
+    mistakes come back in `Watchlist.warnings`.
 
     Raises ConfigError whose `.problems` lists every problem as `FILE:LINE:COL: message`.
     """
     path_list = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
-    loader = _Loader(channels)
+    loader = _Loader(channels, feeds)
     digest = hashlib.sha256()
     files: list[_File] = []
     for path in path_list:
@@ -375,6 +409,7 @@ def load_watchlist(
         rules=tuple(rules),
         groups=dict(loader.group_texts),
         paths=tuple(path_list),
+        warnings=tuple(sorted(loader.warnings, key=lambda p: _position(p, path_list))),
     )
 
 

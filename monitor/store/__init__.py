@@ -20,13 +20,21 @@ expires, so another process (or the same one after restart) picks it up.
     views.py    read-only queries for cli, server and metrics
 """
 
-from monitor.store.alerts import NewAlert, add_alerts, last_alert_at, new_alert_id
+from monitor.store.alerts import (
+    NewAlert,
+    add_alerts,
+    held_back_now,
+    hold_back,
+    last_alert_at,
+    new_alert_id,
+)
 from monitor.store.feeds import (
     FeedClaim,
     claim_feeds,
     get_feed,
     record_failure,
     record_success,
+    release_feed,
     sync_feeds,
 )
 from monitor.store.items import StoredItem, item_data, items_since, purge_batch, upsert_items
@@ -39,6 +47,7 @@ from monitor.store.outbox import (
     mark_sent,
     messages_sent_since,
     pending_deliveries,
+    release_deliveries,
     requeue_delivery,
 )
 from monitor.store.rules import activate_rules, mark_backfilled
@@ -59,6 +68,8 @@ __all__ = [
     "due_deliveries",
     "feeds_by_id",
     "get_feed",
+    "held_back_now",
+    "hold_back",
     "item_data",
     "items_since",
     "last_alert_at",
@@ -72,6 +83,8 @@ __all__ = [
     "recent_alerts",
     "record_failure",
     "record_success",
+    "release_deliveries",
+    "release_feed",
     "requeue_delivery",
     "snapshot",
     "sync_feeds",

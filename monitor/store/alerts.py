@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from monitor.db import insert_ignore
-from monitor.models import Alert, Delivery, Hit
+from monitor.models import Alert, Delivery, Hit, RuleState
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class NewAlert:
     story_url: str | None = None  # the item's canonical url
     story_hash: str | None = None  # the item's content hash
     reporter: str = ""  # how also_reported_by names this copy: "feed (source)"
+    cooldown: bool = False  # the rule has one: the alert says how many matches it held back
 
 
 def new_alert_id(now: float | None = None) -> str:
@@ -59,6 +60,7 @@ def add_alerts(
             continue
         existing.add((a.rule_id, a.item_id))
         alert_id = new_alert_id()
+        held = _take_held_back(session, a.rule_id) if a.cooldown else 0
         inserted = insert_ignore(
             session,
             Alert,
@@ -73,8 +75,11 @@ def add_alerts(
             also_reported_by=[],
             story_url=a.story_url,
             story_hash=a.story_hash,
+            held_back=held,
         )
         if not inserted:
+            if held:
+                hold_back(session, {a.rule_id: held})  # not this one's to report after all
             _also_reported(session, a)
             continue
         created.append(alert_id)
@@ -85,6 +90,38 @@ def add_alerts(
             )
     session.flush()
     return created
+
+
+def hold_back(session: Session, counts: Mapping[str, int]) -> None:
+    """Count matches a rule's cooldown dropped; its next alert reports them."""
+    for rule_id, n in counts.items():
+        if n:
+            session.execute(
+                sa.update(RuleState)
+                .where(col(RuleState.rule_id) == rule_id)
+                .values(held_back=col(RuleState.held_back) + n)
+            )
+
+
+def _take_held_back(session: Session, rule_id: str) -> int:
+    """The matches held back since the rule's last alert, reset to 0 (in this transaction;
+    the row lock keeps two workers from both taking them)."""
+    n = session.exec(
+        select(RuleState.held_back).where(col(RuleState.rule_id) == rule_id).with_for_update()
+    ).first()
+    if n:
+        session.execute(
+            sa.update(RuleState).where(col(RuleState.rule_id) == rule_id).values(held_back=0)
+        )
+    return int(n or 0)
+
+
+def held_back_now(session: Session) -> dict[str, int]:
+    """Rules whose cooldown has held matches back since their last alert."""
+    rows = session.exec(
+        select(RuleState.rule_id, RuleState.held_back).where(col(RuleState.held_back) > 0)
+    ).all()
+    return {r: int(n) for r, n in rows}
 
 
 def _also_reported(session: Session, a: NewAlert) -> None:

@@ -102,6 +102,16 @@ def claim_feeds(
     ]
 
 
+def release_feed(session: Session, feed_id: str, *, worker: str, now: dt.datetime) -> None:
+    """Hand back a claimed feed that was not polled after all: due again now."""
+    session.execute(
+        sa.update(Feed)
+        .where(col(Feed.id) == feed_id)
+        .where(col(Feed.claimed_by) == worker)
+        .values(next_due_at=now, claimed_by=None)
+    )
+
+
 def get_feed(session: Session, feed_id: str) -> Feed:
     feed = session.get(Feed, feed_id)
     if feed is None:
@@ -126,7 +136,12 @@ def record_success(
     feed.last_status = status
     feed.last_error = feed.last_error_kind = None
     feed.consecutive_errors = 0
-    if etag is not None or last_modified is not None:
+    if status == 304:
+        # RFC 9111 4.3.4: a 304 updates the validators it carries; the others stay. (An ETag
+        # alone must not erase the Last-Modified we send next time.)
+        feed.etag = etag if etag is not None else feed.etag
+        feed.last_modified = last_modified if last_modified is not None else feed.last_modified
+    else:
         feed.etag, feed.last_modified = etag, last_modified
     if item_count is not None:
         feed.last_item_count = item_count

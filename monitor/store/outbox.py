@@ -91,6 +91,19 @@ def mark_failed(
     session.execute(sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
 
 
+def release_deliveries(
+    session: Session, delivery_ids: Sequence[int], *, worker: str, now: dt.datetime
+) -> None:
+    """Hand back claimed deliveries whose attempt was cut off: due again now."""
+    session.execute(
+        sa.update(Delivery)
+        .where(col(Delivery.id).in_(list(delivery_ids)))
+        .where(col(Delivery.claimed_by) == worker)
+        .where(col(Delivery.status) == "pending")
+        .values(next_attempt_at=now, claimed_by=None)
+    )
+
+
 def requeue_delivery(session: Session, alert_id: str, now: dt.datetime) -> int:
     """Put the dead deliveries of an alert back to pending, due now; returns how many."""
     result = session.execute(
@@ -179,4 +192,5 @@ def alert_message(alert: Alert, item: Item) -> AlertMessage:
         terms=tuple(alert.terms),
         snippet=alert.snippet,
         also_reported_by=tuple(alert.also_reported_by),
+        held_back=alert.held_back,
     )

@@ -1,0 +1,281 @@
+"""What bench/poll.py and bench/scale.py share: measured child processes, the temporary
+monitor.yaml and watchlist, throwaway PostgreSQL databases, and cleanup on every exit.
+
+Why measure from outside: the product is the `monitor` command, so the benches run it as an
+operator would (a subprocess, its own config) and time it with a wall clock, sample the peak
+RSS of its whole process tree from /proc (a parse pool's workers included), and count the
+CPU seconds of every process in that tree. On these shared 2-core machines CPU seconds are
+the steadier figure; walls are what a user waits for; both are printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from feedserver import die_with_parent
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+_script = Path(sys.executable).parent / "monitor"
+MONITOR = [str(_script)] if _script.exists() else [sys.executable, "-m", "monitor"]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> str:
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"{os.cpu_count()} cores, load average {one:.2f} {five:.2f} {fifteen:.2f}, "
+        f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    )
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every `finally` (processes, databases, temp dirs)
+    runs whichever way the bench is stopped."""
+
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --- process trees -------------------------------------------------------------------------
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants (Linux /proc/<pid>/task/<tid>/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+    return out
+
+
+def rss(pids: Sequence[int]) -> int:
+    """Resident bytes, summed over the processes (pages they share count once each)."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{p}/statm") as fh:
+            total += int(fh.read().split()[1]) * PAGE
+    return total
+
+
+def cpu(pids: Sequence[int]) -> float:
+    """CPU seconds of live processes, with their reaped children's."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{p}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total / TICK
+
+
+class PeakRSS:
+    """Samples the summed RSS of some process trees every `every` seconds in a thread.
+
+    Start it only after the processes are spawned: preexec_fn and threads do not mix."""
+
+    def __init__(self, roots: Sequence[int], every: float = 0.1) -> None:
+        self.roots = list(roots)
+        self.every = every
+        self.peak = 0
+        self.most_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = [p for r in self.roots for p in tree(r)]
+            self.peak = max(self.peak, rss(pids))
+            self.most_processes = max(self.most_processes, len(pids))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 1e6
+
+
+def spawn(cmd: Sequence[str], log: IO[Any], cwd: Path, env: dict[str, str] | None = None) -> Any:
+    """A child in its own session (a terminal's Ctrl-C reaches only the bench, which then
+    stops the children in order) that dies with the bench even if the bench is killed."""
+    return subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
+def stop(procs: Sequence[subprocess.Popen[Any]], grace: float = 15) -> list[int | None]:
+    """SIGTERM to each, then SIGKILL to whatever is still there after `grace` seconds."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(max(0.1, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            codes.append(None)  # had to be killed
+    return codes
+
+
+@dataclass
+class Run:
+    """One measured child: wall, peak RSS of its tree, CPU of its tree, exit code, output."""
+
+    wall: float
+    peak_mb: float
+    cpu_s: float
+    code: int
+    output: str
+
+
+def run_measured(cmd: Sequence[str], cwd: Path, log_path: Path, timeout: float = 600) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(log_path, "w") as log:
+        started = time.perf_counter()
+        proc = spawn(cmd, log, cwd)
+        try:
+            with PeakRSS([proc.pid]) as peak:
+                code = proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                stop([proc])
+        wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(wall, peak.peak_mb, used, code, log_path.read_text(errors="replace"))
+
+
+# --- monitor's configuration -----------------------------------------------------------------
+
+WATCHLIST = """\
+groups:
+  dprk: ["North Korea", DPRK, Pyongyang, "Kim Jong-un"]
+  missile: [missile*, ICBM, SLBM, "ballistic missile", Hwasong*]
+  russia: [Russia*, Kremlin, Putin, Moscow]
+rules:
+  - id: dprk-missile
+    name: North Korea missile activity
+    query: "@dprk + @missile"
+    severity: high
+  - id: xi-kim
+    query: '"Xi Jinping" NEAR/15 (Kim OR Pyongyang) -basketball'
+    fields: [title, summary]
+  - id: sanctions
+    all: ["North Korea", sanctions]
+    none: [basketball]
+  - id: russia-ukraine
+    query: "@russia + (Ukraine OR Crimea OR Donbas OR Kyiv)"
+    severity: medium
+  - id: iran-nuclear
+    query: "Iran + (nuclear OR uranium OR IAEA OR enrichment)"
+    severity: medium
+  - id: nato-exercise
+    query: "NATO NEAR/10 (exercise* OR drill*)"
+    severity: low
+  - id: bombers
+    query: '"Air Force" + (B-52 OR bomber* OR B-2)'
+    severity: low
+  - id: houthi-shipping
+    query: "Houthi* + (ship* OR tanker* OR \\"Red Sea\\")"
+    severity: high
+"""
+
+
+def write_config(
+    folder: Path,
+    *,
+    database: str,
+    urls: Sequence[str],
+    user_agent: str,
+    concurrency: int = 50,
+    per_host: int = 50,
+    interval: str = "1h",
+    backfill: bool = True,
+    name: str = "monitor.yaml",
+) -> Path:
+    """monitor.yaml and its watchlist in `folder`; returns the config's path.
+
+    `backfill: true` on every feed makes the first poll match the items and write alerts,
+    as every later poll of a known feed does; without it a new feed's items are only stored
+    and cycle 1 would skip matching altogether."""
+    watchlist = folder / "watchlist.yaml"
+    if not watchlist.exists():
+        watchlist.write_text(WATCHLIST)
+    lines = [
+        f"database: {database}",
+        f"watchlist: {watchlist}",
+        "poll:",
+        f"  interval: {interval}",
+        "  jitter: 0s",
+        f"  concurrency: {concurrency}",
+        f"  per_host: {per_host}",
+        "  allow_private_networks: true",
+        f'  user_agent: "{user_agent}"',
+        "server: {listen: 127.0.0.1:0}",
+        "channels:",
+        "  console: {type: log}",
+        "feeds:",
+    ]
+    flag = ", backfill: true" if backfill else ""
+    lines += [f"  - {{id: f{n}, url: '{u}'{flag}}}" for n, u in enumerate(urls)]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+PG_ADMIN = os.environ.get("MONITOR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def pg_database(prefix: str = "bench_scale") -> Iterator[str]:
+    """A fresh database for one run, dropped afterwards (connections forced closed)."""
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
+        yield f"postgresql+psycopg://{host}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
