@@ -83,7 +83,8 @@ async def test_message_id_is_the_same_on_resend(smtp: SMTPServer) -> None:
     await notifier.send(make_alert())
     await notifier.send(make_alert())
     first, second = smtp.wait_for(2)
-    assert first.message["Message-ID"] == second.message["Message-ID"] == "<01J0ALERT7QK3Z@example.org>"
+    message_id = "<01J0ALERT7QK3Z@example.org>"
+    assert first.message["Message-ID"] == second.message["Message-ID"] == message_id
 
 
 async def test_self_signed_certificate_with_validate_certs_off(smtp: SMTPServer) -> None:
