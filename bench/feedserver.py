@@ -6,15 +6,18 @@
 Why its own process, and why so lean: the benches compare monitor's polling with a peer
 script, so the server must cost next to nothing beside them. It is an asyncio.Protocol over a
 table of response bytes rendered once at start; a request is a header scan, two dict looks
-and one write. Ceiling, measured with `--ceiling` (a bare keep-alive client, 50 connections,
-gzip accepted; 2,000 feeds on 1 port; 2-core shared machine, load average 2.9):
+and one write. Ceiling, measured with `--ceiling` (bare keep-alive clients, 50 connections
+each, gzip accepted, 2,000 feeds x 5 passes; 2-core shared machine, 2026-12-01):
 
-    1 client process:  200s 6,139 req/s (37 MB/s gzip), 304s 12,470 req/s
-    2 client processes: 200s 7,669 req/s, 304s 15,225 req/s (now the cores are the limit)
-    server CPU: 60 µs per 200, 40 µs per 304; a 2,000-feed cycle costs it 0.1 s of CPU
+    load 0.7, 1 client process:   200s 24,600 req/s (162 MB/s gzipped), 304s 46,300 req/s
+    load 0.7, 2 client processes: 200s 34,700 req/s, 304s 49,300 req/s (cores are the limit)
+    load 3.9, 1 client process:   200s 19,100 req/s, 304s 31,600 req/s
+    server CPU: 15-21 µs per 200, 9-19 µs per 304, i.e. under 0.05 s per 2,000-feed cycle
 
-monitor's cycle 1 runs at 100-300 feeds/s and the peer's aiohttp fetch at ~1,500 req/s, so
-the server has 5-50x headroom and takes well under 1% of a cycle's CPU.
+The fastest real client here, the peer's aiohttp, fetches the 2,000 feeds in 0.4 s (~4,800
+req/s): the server has 4-7x headroom over it and 100x over monitor (30-250 feeds/s); in
+bench/poll.py it used 0.6-0.8 CPU-s over our two cycles (about 1% of their wall, most of it
+connection set-up and the /stats calls).
 
 What it serves (127.0.0.1 only):
   GET /feed/<n>.xml  n in 0..feeds-1, on port ports[n % K] only (404 elsewhere): about 20

@@ -89,6 +89,24 @@ def cpu(pids: Sequence[int]) -> float:
     return total / TICK
 
 
+def postgres_cpu(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving `database` (their process title names
+    it): not our children, but on 2 cores their share is part of what scaling out costs.
+    Live backends only; the workers keep theirs open in a pool until they stop."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if f" {database} ".encode() not in fh.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+    return total / TICK
+
+
 class PeakRSS:
     """Samples the summed RSS of some process trees every `every` seconds in a thread.
 

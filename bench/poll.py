@@ -68,7 +68,7 @@ class Result:
     def line(self) -> str:
         r = self.run
         inner = f" ({self.inner_wall:.1f} s inside)" if self.inner_wall else ""
-        what = f"{self.items:,} items" if self.items else f"{self.feeds:,} feeds, all 304"
+        what = f"{self.items:,} items" if self.items else f"{self.feeds:,} feeds, all 304,"
         per = f"{self.rate:,.0f} items/s" if self.items else f"{self.feeds / r.wall:,.0f} feeds/s"
         return (
             f"{self.label}: {what} in {r.wall:.1f} s{inner} = {per}; "
@@ -214,4 +214,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
+        print("interrupted: feed server, runs and temporary files cleaned up", file=sys.stderr)
         sys.exit(130)

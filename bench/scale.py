@@ -13,13 +13,14 @@ adding workers waits for. Printed per N: that wall, feeds/s and the ratio to 1 w
 same from the first fetch to the last ("poll window", start-up left out); double fetches
 (paths fetched more than once, counted until a few seconds after the last first fetch, which
 must be 0: SPEC "without fetching a feed twice in a cycle"); each worker's share of the
-fetches; the CPU seconds all workers used; and their summed peak RSS. Then SIGTERM, and
-the exit codes (0 expected).
+fetches; the CPU seconds all workers used until then, and those of the PostgreSQL backends
+serving the database; and the workers' summed peak RSS. Then SIGTERM, and the exit codes
+(0 expected).
 
-On a 2-core machine N workers are N processes sharing 2 cores with PostgreSQL and the feed
-server: past 2 workers more processes cannot add CPU, so feeds/s can only hold or drop;
-the CPU-seconds column shows what scaling out costs in total. Exit status 1 on a double
-fetch, a missing feed, a worker that died or did not stop cleanly.
+Read it for a 2-core machine: one worker is one Python process, held to about one core by
+the GIL; two can use both cores; a third shares them with the other two, PostgreSQL and the
+feed server, so it can add little, and the CPU-seconds columns show what scaling out costs.
+Exit status 1 on a double fetch, a missing feed, a worker that died or did not stop cleanly.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Outcome:
     fetched: int
     shares: list[float]
     cpu_s: float
+    pg_cpu_s: float
     peak_mb: float
     codes: list[int | None]
     problems: list[str] = field(default_factory=list)
@@ -90,6 +92,7 @@ def run(srv: FeedServer, n: int, folder: Path, timeout: float) -> Outcome:
                 done = stats["all_fetched_at"] or time.time()
                 # CPU now, before the grace period: what the window cost.
                 cpu_s = harness.cpu([q for p in procs for q in harness.tree(p.pid)])
+                pg_cpu_s = harness.postgres_cpu(url.rsplit("/", 1)[1])
                 time.sleep(max(0.0, done + GRACE - time.time()))
                 stats = srv.stats(brief=True)
         finally:
@@ -117,6 +120,7 @@ def run(srv: FeedServer, n: int, folder: Path, timeout: float) -> Outcome:
         fetched=stats["paths_fetched"],
         shares=shares,
         cpu_s=cpu_s,
+        pg_cpu_s=pg_cpu_s,
         peak_mb=peak.peak_mb,
         codes=codes,
         problems=problems,
@@ -146,13 +150,15 @@ def main() -> int:
             print(
                 f"{n} worker(s): every feed in {res.wall:.1f} s ({res.window:.1f} s from the "
                 f"first fetch), {res.doubles} double fetches, shares {shares}, "
-                f"{res.cpu_s:.1f} CPU-s, load {os.getloadavg()[0]:.1f}",
+                f"{res.cpu_s:.1f} CPU-s (PostgreSQL {res.pg_cpu_s:.1f}), "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     print(f"\n{os.cpu_count()} cores; {args.feeds:,} feeds, each due once (interval 1h)")
     head = (
         f"{'workers':>7} {'wall s':>7} {'feeds/s':>8} {'ratio':>6} {'poll s':>7} "
-        f"{'feeds/s':>8} {'ratio':>6} {'doubles':>7} {'CPU s':>6} {'RSS MB':>7}  share per worker"
+        f"{'feeds/s':>8} {'ratio':>6} {'doubles':>7} {'CPU s':>6} {'PG CPU':>6} {'RSS MB':>7}  "
+        "share per worker"
     )
     print(f"{'':>7} {'from start':^23} {'from first fetch':^23}")
     print(head)
@@ -162,7 +168,8 @@ def main() -> int:
         print(
             f"{r.workers:>7} {r.wall:>7.1f} {rate:>8.0f} {base.wall / r.wall:>6.2f} "
             f"{r.window:>7.1f} {prate:>8.0f} {base.window / r.window:>6.2f} {r.doubles:>7} "
-            f"{r.cpu_s:>6.1f} {r.peak_mb:>7.0f}  " + " / ".join(f"{s:.0%}" for s in r.shares)
+            f"{r.cpu_s:>6.1f} {r.pg_cpu_s:>6.1f} {r.peak_mb:>7.0f}  "
+            + " / ".join(f"{s:.0%}" for s in r.shares)
         )
     print(
         "ratio = feeds/s against the first row. On this machine N processes share "
@@ -181,4 +188,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
+        print("interrupted: workers, databases and temporary files cleaned up", file=sys.stderr)
         sys.exit(130)

@@ -25,10 +25,11 @@ Identity (`guid`, unique per feed):
 3. neither: `sha256:` + sha256 of title and date, the only stable things left.
 
 Some feeds give every entry the same guid (a CMS bug; Miniflux's rss adapter documents the same
-case). Within one parse, entries whose guids collide are all told apart, the first included,
-by appending `#` and 12 hex digits of a hash of their URL and title: each item's identity then
-depends only on itself, not on its position, so the next poll gives it the same guid. Entries
-that collide on all of guid, URL and title are the same item, listed twice: the first is kept.
+case). Entries that collide on all of guid, URL and title are the same item, listed twice: the
+first is kept, under its own guid. Within one parse, different entries whose guids collide are
+all told apart, the first included, by appending `#` and 12 hex digits of a hash of their URL
+and title: each item's identity then depends only on itself, not on its position, so the next
+poll gives it the same guid.
 
 Dates: `published_at` is the entry's published date, else its updated date (RSS `pubDate`,
 Atom `published`/`updated`, `dc:date`), from feedparser's UTC `*_parsed` struct through
@@ -52,6 +53,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import charset_normalizer
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
@@ -63,12 +65,15 @@ from monitor.normalize import (
     MAX_SHORT,
     MAX_TEXT,
     MAX_TITLE,
+    RFC822_ZONES,
     canonical_url,
     html_to_text,
     one_line,
     parse_loose_date,
+    parse_zoned,
     plain_to_text,
     strip_page_chrome,
+    zone_name,
 )
 from monitor.web import is_web_url
 
@@ -103,14 +108,9 @@ def parse_feed(
         raise TypeError("parse_feed takes the body as bytes")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be an aware datetime")
-    try:
-        parsed = feedparser.parse(
-            io.BytesIO(bytes(body)),
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
-    except Exception as exc:  # feedparser's loose parser has crashed on odd input before
-        raise ParseError(f"feed could not be parsed: {type(exc).__name__}: {exc}") from exc
+    parsed = _feedparser(bytes(body))
+    if _guessed_wrong(parsed, bytes(body)) and (better := _detect_encoding(bytes(body))):
+        parsed = _feedparser(bytes(body), charset=better)
     bozo_exc = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version") and not parsed.get("entries"):
         why = f" ({_short(bozo_exc)})" if bozo_exc is not None else ""
@@ -175,6 +175,39 @@ def _page_charset(body: bytes) -> str:
         except LookupError:
             pass
     return "utf-8"
+
+
+def _feedparser(body: bytes, charset: str | None = None) -> Any:
+    headers = {"content-type": f"application/xml; charset={charset}"} if charset else None
+    try:
+        return feedparser.parse(
+            io.BytesIO(body),
+            sanitize_html=False,
+            resolve_relative_uris=False,
+            response_headers=headers,
+        )
+    except MemoryError:
+        raise  # the parse worker must see it as such (it is replaced)
+    except Exception as exc:  # feedparser's loose parser has crashed on odd input before
+        raise ParseError(f"feed could not be parsed: {type(exc).__name__}: {exc}") from exc
+
+
+def _guessed_wrong(parsed: Any, body: bytes) -> bool:
+    """feedparser fell back to windows-1252 (the bytes were not the UTF-8 the feed declared, or
+    implied by declaring nothing) and windows-1252 is not what they are either: text in it
+    would be mojibake (an EUC-KR feed without a declaration). Latin-1 feeds without a
+    declaration, the usual case, read fine as windows-1252 and are left alone."""
+    if str(parsed.get("encoding", "")).lower() != "windows-1252":
+        return False
+    if not isinstance(parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride):
+        return False
+    return charset_normalizer.from_bytes(body, cp_isolation=["cp1252"]).best() is None
+
+
+def _detect_encoding(body: bytes) -> str | None:
+    """charset-normalizer's best reading of the bytes (see docs/design.md, "Encodings")."""
+    best = charset_normalizer.from_bytes(body).best()
+    return best.encoding if best is not None and best.encoding != "cp1252" else None
 
 
 # --- one entry -----------------------------------------------------------------------------
@@ -341,6 +374,11 @@ def _categories(tags: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]:
 
 
 def _entry_language(entry: Mapping[str, Any]) -> str | None:
+    """The entry's own language: `<dc:language>` in the item (RDF feeds such as DW's put it
+    there and nowhere else), else the xml:lang of its title or summary."""
+    own = entry.get("language")
+    if isinstance(own, str) and own.strip():
+        return own
     for key in ("title_detail", "summary_detail"):
         detail = entry.get(key)
         if isinstance(detail, Mapping) and detail.get("language"):
@@ -366,6 +404,9 @@ def _entry_date(entry: Mapping[str, Any], key: str, max_date: dt.datetime) -> dt
     if isinstance(raw, str) and _EPOCH.fullmatch(raw.strip()):
         # feedparser reads "1518478934" as an ISO 8601 ordinal date (2015-07-03)
         return _valid(parse_loose_date(raw), max_date)
+    if isinstance(raw, str) and (zone := zone_name(raw)) and zone not in RFC822_ZONES:
+        # a zone feedparser does not know, and reads as UTC: ours, or unknown
+        return _valid(parse_zoned(raw), max_date)
     struct = entry.get(f"{key}_parsed")
     if isinstance(struct, time.struct_time):
         try:
@@ -405,23 +446,21 @@ def _guid(entry: Mapping[str, Any], url: str | None, title: str, when: dt.dateti
 
 
 def _unique_guids(items: list[ItemData]) -> list[ItemData]:
-    """Tell apart entries that share a guid (see the module docstring)."""
-    counts: dict[str, int] = {}
+    """Tell apart entries that share a guid (see the module docstring). The same entry listed
+    twice (same guid, URL and title) is one item under its own guid: its identity must not
+    change when the repeat goes away."""
+    first: dict[tuple[str, str, str], ItemData] = {}
     for item in items:
-        counts[item.guid] = counts.get(item.guid, 0) + 1
-    if all(n == 1 for n in counts.values()):
-        return items
-    seen: set[str] = set()
-    unique: list[ItemData] = []
-    for item in items:
-        guid = item.guid
-        if counts[guid] > 1:
-            guid = f"{guid}#{_sha(item.url or '', item.title)[:12]}"
-        if guid in seen:
-            continue  # the very same entry listed twice
-        seen.add(guid)
-        unique.append(item if guid == item.guid else replace(item, guid=guid))
-    return unique
+        first.setdefault((item.guid, item.url or "", item.title), item)
+    variants: dict[str, int] = {}
+    for guid, _url, _title in first:
+        variants[guid] = variants.get(guid, 0) + 1
+    out: list[ItemData] = []
+    for (guid, url, title), item in first.items():
+        if variants[guid] > 1:  # different entries under one guid (a CMS bug)
+            item = replace(item, guid=f"{guid}#{_sha(url, title)[:12]}")
+        out.append(item)
+    return out
 
 
 def _short(exc: object) -> str | None:

@@ -95,6 +95,24 @@ async def poll(
     report = CycleReport()
     polled: set[str] = set()  # this cycle's feeds: never claimed twice in one cycle
     running: set[asyncio.Task[FeedOutcome]] = set()
+    try:
+        return await _cycle(ctx, report, polled, running, everything, on_done)
+    except asyncio.CancelledError:
+        # Cut off: the polls under way are cancelled too (each hands its feed back).
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+
+
+async def _cycle(
+    ctx: Context,
+    report: CycleReport,
+    polled: set[str],
+    running: set[asyncio.Task[FeedOutcome]],
+    everything: bool,
+    on_done: Callable[[FeedOutcome], None] | None,
+) -> CycleReport:
     concurrency = ctx.fetcher.limits.concurrency
     # Claim in batches of a quarter of the fetch slots or more, not one feed per finished poll.
     worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
@@ -115,7 +133,8 @@ async def poll(
                 return report
             if len(claims) == want and room - want >= worth_it:
                 continue  # a full batch: there may be more due
-        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        running -= done  # in place: poll() cancels what is left if it is cut off
         for task in done:
             outcome = task.result()
             report.feeds.append(outcome)
@@ -279,8 +298,8 @@ def _process(
             if row.initialized or feed.backfill:
                 matched = _match(ctx, watchlist, feed, stored)
                 alerts, held_back = _cool_down(s, watchlist, matched, now)
-                store.hold_back(s, held_back)
                 alert_ids = store.add_alerts(s, alerts, now, holds(ctx.channels))
+                store.hold_back(s, held_back)  # after: they count towards the next alert
         store.record_success(
             s,
             row,

@@ -393,6 +393,8 @@ async def reload_rules(runtime: Runtime) -> bool:
         return False
     previous, live.current = live.current.version, fresh
     live.reloads += 1
+    for warning in fresh.warnings:  # likely mistakes: in force, but said (FILE:LINE:COL)
+        log.warning("watchlist_warning", warning=warning)
     log.info(
         "watchlist_reloaded",
         version=fresh.version,

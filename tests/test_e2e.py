@@ -50,11 +50,19 @@ def parts(
     ):
         feeds.routes["/seed.xml"] = Route((ROOT / "seeds/feeds/seed.xml").read_bytes(), gzip=True)
         feeds.routes["/wire.xml"] = Route(other_feed())
+        ca = tmp_path / "ca.pem"
+        smtp.ca.cert_pem.write_to_path(str(ca))
+        # The mission's literal rule (the demo's uses groups and also takes the Seoul item).
+        rules = tmp_path / "watchlist.yaml"
+        rules.write_text(
+            "rules:\n  - {id: dprk-missile, name: North Korea missile activity,"
+            " query: North Korea + missile, severity: high}\n"
+        )
         config = tmp_path / "monitor.yaml"
         config.write_text(
             f"""\
 database: {db_url}
-watchlist: {ROOT / "config/watchlist.yaml"}
+watchlist: {rules}
 poll: {{allow_private_networks: true, timeout: 10s}}
 feeds:
   - {{id: seed-demo, url: "{feeds.url("/seed.xml")}", backfill: true}}
@@ -71,20 +79,16 @@ channels:
       starttls: true
       username: alerts
       password: ${{SMTP_PASSWORD}}
+      ca_file: {ca}       # the test server's private CA (issue 10 #26)
 """
         )
-        ca = tmp_path / "ca.pem"
-        smtp.ca.cert_pem.write_to_path(str(ca))
         yield feeds, hook, smtp, config
 
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env.update(
-        HOOK_SECRET=SECRET,
-        SMTP_PASSWORD="pw-for-e2e",
-        SSL_CERT_FILE=str(config.parent / "ca.pem"),  # trust the test SMTP server's CA
-    )
+    env.update(HOOK_SECRET=SECRET, SMTP_PASSWORD="pw-for-e2e")
+    env.pop("SSL_CERT_FILE", None)  # the private CA is trusted through smtp.ca_file alone
     return subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(config), *args],
         capture_output=True,

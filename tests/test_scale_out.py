@@ -204,11 +204,16 @@ class Cluster:
         return set(titles(ok(self.requests())))
 
     def wait_delivered(self, timeout: float = 40) -> None:
-        until(
-            lambda: self.delivered() >= self.news.expected,
-            timeout,
-            lambda: f"undelivered: {len(self.news.expected - self.delivered())}",
+        until(lambda: self.delivered() >= self.news.expected, timeout, self.undelivered)
+
+    def undelivered(self) -> str:
+        missing = sorted(self.news.expected - self.delivered())[:5]
+        rows = self.sql(
+            "SELECT d.status, d.attempts, d.next_attempt_at, d.claimed_by, d.last_error, i.title"
+            " FROM delivery d JOIN alert a ON a.id = d.alert_id JOIN item i ON i.id = a.item_id"
+            " WHERE d.status <> 'sent'"
         )
+        return f"undelivered: {missing}; unsent deliveries: {rows}"
 
     def sql(self, query: str, **params: object) -> list[tuple[Any, ...]]:
         with self.engine.connect() as c:
@@ -343,11 +348,15 @@ def test_a_killed_worker_leaves_its_feeds_and_deliveries_to_the_others(
             return dict(feeds), dict(sends)
 
         [me] = [e["worker"] for e in victim.events if e.get("event") == "started"]
-        until(
-            lambda: all(claims_of(str(me))) and held(),
-            30,
-            "the victim holding feeds and sends",
-        )
+        # News keeps coming (a round per interval) until the victim is seen holding both at
+        # once: its sends are claimed only while an attempt runs (TIMEOUT), after a poll.
+        for n in itertools.count(1):
+            try:
+                until(lambda: all(claims_of(str(me))) and held(), INTERVAL + 2, "")
+                break
+            except AssertionError:
+                assert n < 10, "the victim never held feeds and sends at once"
+                cl.news.round(f"0.{n}")
         victim.proc.kill()
         killed_at, killed_wall = time.monotonic(), time.time()
         victim.proc.wait()

@@ -21,7 +21,14 @@ parameters go, which lines are boilerplate, which strings are dates) reads as da
 """
 
 from monitor.normalize.chrome import Story, strip_page_chrome
-from monitor.normalize.dates import parse_dateline, parse_loose_date
+from monitor.normalize.dates import (
+    RFC822_ZONES,
+    TZ_ABBREVIATIONS,
+    parse_dateline,
+    parse_loose_date,
+    parse_zoned,
+    zone_name,
+)
 from monitor.normalize.text import (
     MAX_CATEGORIES,
     MAX_HTML,
@@ -50,9 +57,11 @@ __all__ = [
     "MAX_TEXT",
     "MAX_TITLE",
     "MAX_URL",
+    "RFC822_ZONES",
     "TRACKING_PAIRS",
     "TRACKING_PARAMS",
     "TRACKING_PREFIXES",
+    "TZ_ABBREVIATIONS",
     "Story",
     "canonical_url",
     "html_to_text",
@@ -60,8 +69,10 @@ __all__ = [
     "one_line",
     "parse_dateline",
     "parse_loose_date",
+    "parse_zoned",
     "plain_to_text",
     "strip_accents",
     "strip_page_chrome",
     "tidy",
+    "zone_name",
 ]

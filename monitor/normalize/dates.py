@@ -105,6 +105,30 @@ def _dateutil(text: str) -> dt.datetime | None:
         return None
 
 
+# The zone names feedparser's RFC 822 reader knows (RFC 822 5.1). Any other name it silently
+# reads as UTC: "18:01 CEST" would be 18:01 UTC, two hours off.
+RFC822_ZONES = frozenset(
+    {"UT", "UTC", "GMT", "Z", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT"}
+)
+_TRAILING_ZONE = re.compile(r"\d:\d\d(?::\d\d)?(?:\.\d+)?\s*([A-Z]{2,5})\s*$")
+
+
+def zone_name(raw: str) -> str | None:
+    """The zone abbreviation a date string ends with ("… 18:01 CEST" -> "CEST"), if any."""
+    m = _TRAILING_ZONE.search(raw.strip())
+    return m.group(1) if m else None
+
+
+def parse_zoned(raw: str) -> dt.datetime | None:
+    """A date written with a zone abbreviation: read with TZ_ABBREVIATIONS; None when the
+    zone is not one of them (ambiguous, like IST, or unknown): an unknown zone makes the
+    date unknown rather than hours off."""
+    zone = zone_name(raw)
+    if zone is None or zone not in TZ_ABBREVIATIONS:
+        return None
+    return _dateutil(_LEADING_WEEKDAY.sub("", raw.strip()))
+
+
 def parse_loose_date(raw: str | None) -> dt.datetime | None:
     """A date string feedparser could not read: epoch seconds (or ms), or RFC 822 with
     non-English day and month names ("Seg, 24 Set 2018 19:42:40 -0300"). Aware UTC or None."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
 from monitor.normalize.text import MAX_URL
@@ -151,24 +152,37 @@ def _google_news_token(token: str) -> str | None:
     return None
 
 
+# The ASCII characters RFC 3986 never allows in a URL (space, quote mark, < > ` { } | \ ^)
+# are percent-encoded, so the URL is safe to put in a webhook, an email or an Atom link.
+# Everything else stays as the feed wrote it: letters beyond ASCII too (an IRI, as browsers
+# show it), so that no URL a release before this one stored changes its form (an item known
+# by its URL would otherwise be new again after an upgrade).
+_UNSAFE = re.compile(r'[\x00-\x20"<>`{}|\\^\x7f]')
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", text)
+
+
 def canonical_url(url: str | None, base: str | None) -> str | None:
     """The URL analysts should open and dedup should compare, or None if there is none.
 
     Absolute against `base`; only http and https (anything else, e.g. `javascript:` or
     `mailto:`, gives None); scheme and host lower-cased, default port and fragment removed;
-    tracking parameters removed (the others keep their order and their exact encoding);
-    Google redirect wrappers replaced by the URL they point to.
+    tracking parameters removed (the others keep their order and their encoding); characters
+    a URL may not carry percent-encoded; Google redirect wrappers replaced by the URL they
+    point to. A malformed URL gives None, never an exception.
     """
     if not url:
         return None
     url = url.strip()
     if not url or len(url) > MAX_URL * 4:
         return None
-    if base and not urlsplit(url).scheme:
-        try:
+    try:  # a malformed link ("https://e.org]/x", "//[") spoils the link, never its item
+        if base and not urlsplit(url).scheme:
             url = urljoin(base, url)
-        except ValueError:
-            return None
+    except ValueError:
+        return None
     for _ in range(3):  # a redirect may wrap another one; bounded
         try:
             parts = urlsplit(url)
@@ -191,10 +205,10 @@ def canonical_url(url: str | None, base: str | None) -> str | None:
     if port is not None and port != {"http": 80, "https": 443}[scheme]:
         netloc = f"{netloc}:{port}"
     query = "&".join(
-        piece
+        _escape(piece)
         for piece in parts.query.split("&")
         if piece and not _is_tracking(*piece.partition("=")[::2])
     )
-    path = parts.path or "/"
+    path = _escape(parts.path) or "/"
     result = urlunsplit((scheme, netloc, path, query, ""))
     return result if len(result) <= MAX_URL else None
