@@ -128,11 +128,16 @@ async def deliver(outbox: Outbox, *, wait: bool = True, limit: int = 1000) -> De
     its own sends (each is leased, so the next tick does not take it again), never the others.
     The report then counts nothing; outcomes reach the observers and the log.
     """
-    units = await asyncio.to_thread(_claim_units, outbox, utcnow(), limit)
     report = DeliveryReport()
+    units = await asyncio.to_thread(_claim_units, outbox, utcnow(), limit)
     tasks = [asyncio.create_task(_send(outbox, unit, report)) for unit in units]
     if wait:
         await asyncio.gather(*tasks)
+        # `once` delivers everything due, not the first `limit`: claim again while a full
+        # batch came (what failed meanwhile is due later, so this ends).
+        while sum(len(u) for u in units) >= limit:
+            units = await asyncio.to_thread(_claim_units, outbox, utcnow(), limit)
+            await asyncio.gather(*(_send(outbox, unit, report) for unit in units))
     else:
         for task in tasks:
             outbox.inflight.add(task)

@@ -325,8 +325,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _host(url: str) -> str:
+    """The origin a per-host limit counts: host and port (two ports of one name are two
+    servers, as aiohttp and browsers count them)."""
     try:
-        return urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        return f"{parts.hostname or ''}:{parts.port or parts.scheme}"
     except ValueError:
         return ""
 

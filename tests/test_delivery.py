@@ -300,3 +300,20 @@ async def test_a_rate_limit_holds_alerts_then_sends_them_as_one(
         assert len(hook.requests) == 3
     held = hook.requests[2].json
     assert held["type"] == "digest" and held["count"] == 5
+
+
+async def test_once_delivers_everything_due_not_the_first_batch(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """`monitor once` is "match, deliver, exit": more alerts than one claim batch all go."""
+    feed_server.routes["/many.xml"] = Route(many_items(12))
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = write_config(
+            tmp_path,
+            feed_line(feed_server, "many", "/many.xml"),
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}}}\n",
+        )
+        async for runtime in runtime_for(config):
+            await pipeline.poll(runtime.ctx)
+            report = await delivery.deliver(runtime.outbox, limit=5)
+        assert report.sent == 12 and len(hook.requests) == 12
