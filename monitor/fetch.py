@@ -33,6 +33,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
+from monitor import __version__
 from monitor.errors import (
     FetchBlocked,
     FetchError,
@@ -66,7 +67,7 @@ class FetchLimits:
     concurrency: int = 50
     per_host: int = 2
     allow_private_networks: bool = False
-    user_agent: str = "monitor/0.1"
+    user_agent: str = f"monitor/{__version__}"
 
 
 def is_local_path(url: str) -> bool:

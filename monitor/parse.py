@@ -58,6 +58,7 @@ import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.errors import ParseError
+from monitor.feedguard import refuse_entities
 from monitor.models import ItemData
 from monitor.normalize import (
     MAX_CATEGORIES,
@@ -108,9 +109,13 @@ def parse_feed(
         raise TypeError("parse_feed takes the body as bytes")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be an aware datetime")
-    parsed = _feedparser(bytes(body))
-    if _guessed_wrong(parsed, bytes(body)) and (better := _detect_encoding(bytes(body))):
-        parsed = _feedparser(bytes(body), charset=better)
+    body = bytes(body)
+    refused = refuse_entities(body)
+    if refused:
+        raise ParseError(f"refused: {refused}")
+    parsed = _feedparser(body)
+    if _guessed_wrong(parsed, body) and (better := _detect_encoding(body)):
+        parsed = _feedparser(body, charset=better)
     bozo_exc = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not parsed.get("version") and not parsed.get("entries"):
         why = f" ({_short(bozo_exc)})" if bozo_exc is not None else ""

@@ -29,6 +29,7 @@ from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import Rule, Watchlist
 from monitor.units import format_duration
+from monitor.workers import WorkerFailed, WorkerPool
 
 log = structlog.get_logger("monitor.pipeline")
 
@@ -64,6 +65,8 @@ class Context:
     on_feed: list[Callable[[FeedOutcome], None]] = field(default_factory=list)
     # Called with the number of alerts each backfill created (activation.activate).
     on_alerts: list[Callable[[int], None]] = field(default_factory=list)
+    # Worker processes that parse (None: a thread of this process; tests, tools).
+    workers: WorkerPool | None = None
     # Set when the daemon stops: the cycle claims nothing more and lets running polls finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -180,13 +183,7 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
         status = result.status
         parsed = None
         if not result.not_modified:
-            parsed = await asyncio.to_thread(
-                parse_feed,
-                result.body or b"",
-                feed_id=feed.id,
-                base_url=result.url,
-                fetched_at=now,
-            )
+            parsed = await _parse(ctx, feed, result, now)
         outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
     except (FetchError, ParseError) as exc:
         return await _poll_failed(ctx, feed, now, started, exc, status)
@@ -212,6 +209,23 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
             alerts=outcome.alerts,
         )
     return outcome
+
+
+async def _parse(ctx: Context, feed: FeedJob, result: FetchResult, now: dt.datetime) -> ParsedFeed:
+    """Parse in a worker process (CPU deadline, memory limit; both cores); in a thread when
+    the context has no workers (tests, one-off tools)."""
+    body = result.body or b""
+    if ctx.workers is None:
+        return await asyncio.to_thread(
+            parse_feed, body, feed_id=feed.id, base_url=result.url, fetched_at=now
+        )
+    try:
+        parsed: ParsedFeed = await ctx.workers.run(
+            parse_feed, body, feed_id=feed.id, base_url=result.url, fetched_at=now
+        )
+    except WorkerFailed as exc:
+        raise ParseError(f"the parse {exc.reason}; its worker was replaced") from None
+    return parsed
 
 
 async def _poll_failed(

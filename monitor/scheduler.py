@@ -42,12 +42,13 @@ from monitor.metrics import Metrics, WatchlistStatus
 from monitor.outcomes import CycleReport, DeliveryReport, FeedOutcome
 from monitor.rules import Watchlist, regexsafe
 from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings, WebhookChannel
+from monitor.workers import WorkerPool
 
 log = structlog.get_logger("monitor.scheduler")
 
 MAX_TICK = 5.0  # seconds between looks for due feeds and deliveries, at most
 GRACE = 8.0  # seconds running polls and sends get to finish when the daemon stops
-LEASE_MARGIN = dt.timedelta(seconds=15)  # parse and store, past the fetch deadline
+LEASE_MARGIN = dt.timedelta(seconds=15)  # waiting for a worker, and storing
 
 
 def tick_seconds(settings: Settings) -> float:
@@ -116,7 +117,20 @@ class Runtime:
     rules: LiveRules
     notifiers: list[Notifier] = field(default_factory=list)
 
+    async def start_workers(self) -> None:
+        """The parse workers (a pool of processes): after build, inside the event loop."""
+        poll = self.settings.poll
+        pool = WorkerPool(
+            poll.workers or max(2, os.cpu_count() or 1),
+            memory_mb=poll.parse_memory // 1_000_000,
+            cpu_seconds=poll.parse_timeout.total_seconds(),
+        )
+        await pool.start()
+        self.ctx.workers = pool
+
     async def aclose(self) -> None:
+        if self.ctx.workers is not None:
+            await self.ctx.workers.close()
         await self.ctx.fetcher.aclose()
         for n in self.notifiers:
             await n.aclose()
@@ -195,8 +209,9 @@ def worker_id() -> str:
 
 def feed_lease(settings: Settings) -> dt.timedelta:
     """How long a claimed feed is this worker's: its whole-request deadline, and time to
-    parse and store what came back. A killed worker's feeds are due again this soon."""
-    return settings.poll.timeout + LEASE_MARGIN
+    parse (its CPU deadline) and store what came back. A killed worker's feeds are due
+    again this soon."""
+    return settings.poll.timeout + settings.poll.parse_timeout + LEASE_MARGIN
 
 
 async def run_once(
@@ -209,6 +224,7 @@ async def run_once(
     """One cycle over every due feed (or every feed), then every due delivery, then exit."""
     runtime = build(settings, rules)
     try:
+        await runtime.start_workers()
         report = await pipeline.poll(runtime.ctx, everything=everything, on_done=on_feed)
         delivered = await delivery.deliver(runtime.outbox)
         return report, delivered
@@ -230,6 +246,7 @@ async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) 
     """Poll and deliver until `stop` is set; then let running work finish (up to GRACE s),
     hand back what is cut off, and close everything."""
     runtime = build(settings, rules, activate=False)
+    await runtime.start_workers()
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     running: set[asyncio.Task[None]] = set()
     logging.getLogger("apscheduler.scheduler").addFilter(_no_overrun_text)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor import yamlconf
+from monitor import __version__, yamlconf
 from monitor.alert.signing import decode_secret
 from monitor.errors import ConfigError
 from monitor.severity import Severity
@@ -54,7 +54,26 @@ class PollSettings(Strict):
         description="Allow private, loopback and link-local addresses (tests, intranet feeds).",
     )
     user_agent: str = Field(
-        "monitor/0.1 (+https://github.com/monitor)", description="User-Agent sent with every fetch."
+        f"monitor/{__version__} (news monitoring; +https://github.com/monitor)",
+        description="User-Agent sent with every fetch: it names monitor and its version.",
+    )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes that parse feeds and extract pages (unset: one per core, "
+        "at least 2). Each has the CPU deadline and memory limit below.",
+    )
+    parse_timeout: Duration = Field(
+        dt.timedelta(seconds=10),
+        description="CPU time one parse (or page extraction) may take; past it the worker is "
+        "killed and replaced, and the feed recorded as failed.",
+    )
+    parse_memory: Size = Field(
+        384_000_000,
+        ge=64_000_000,
+        description="Address space of a worker process; a parse that needs more fails, and its "
+        "worker is replaced.",
     )
 
 
