@@ -1,3 +1,4 @@
 from monitor.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes (forkserver) import the main module again
+    main()

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 from monitor import db, store
 from monitor.alert.routes import holds
 from monitor.models import ItemData, utcnow
-from monitor.pipeline import Context, new_alert
+from monitor.pipeline import Context
 from monitor.rules import Rule, Watchlist
+from monitor.storing import new_alert
 from monitor.units import format_duration
 
 log = structlog.get_logger("monitor.activation")
@@ -73,7 +74,7 @@ def _backfill(
                 continue
             hit = rule.compiled.match(data, rule_id=rule.id)
             if hit is not None:
-                alerts.append(new_alert(ctx, rule, item_id, data, hit))
+                alerts.append(new_alert(ctx.channels, rule, item_id, data, hit))
         with db.session(ctx.engine) as s:
             created += len(store.add_alerts(s, alerts, now, holds(ctx.channels)))
             s.commit()

@@ -11,37 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from monitor import db, store
-from monitor.alert.routes import ChannelRoute, holds, routes_for
+from monitor.alert.routes import ChannelRoute
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.models import Hit, ItemData, utcnow
+from monitor.models import utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.rules import Rule, Watchlist
+from monitor.rules import Watchlist
+from monitor.storing import FeedJob, Fetched, Rules, Writer, record_failure
 from monitor.units import format_duration
 from monitor.workers import WorkerFailed, WorkerPool
 
 log = structlog.get_logger("monitor.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedJob:
-    id: str
-    url: str
-    interval: dt.timedelta
-    jitter: dt.timedelta = dt.timedelta(0)
-    tags: tuple[str, ...] = ()
-    backfill: bool = False
 
 
 @dataclass
@@ -69,6 +58,13 @@ class Context:
     workers: WorkerPool | None = None
     # Set when the daemon stops: the cycle claims nothing more and lets running polls finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The one thread that writes polling's results (storing.Writer).
+    writer: Writer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writer = Writer(
+            self.engine, Rules(self.watchlist, lambda: self.active_since, self.channels)
+        )
 
 
 # --- polling -------------------------------------------------------------------------------
@@ -127,7 +123,7 @@ async def _cycle(
                 return report
         if room >= worth_it or not running:
             want = min(room, CLAIM_BATCH)
-            claims = await asyncio.to_thread(_claim, ctx, want, polled, everything)
+            claims = await ctx.writer.call(_claim, ctx, want, polled, everything)
             for claim in claims:
                 polled.add(claim.id)
                 if claim.id in ctx.feeds:  # else configured in another worker's file only
@@ -184,13 +180,13 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
         parsed = None
         if not result.not_modified:
             parsed = await _parse(ctx, feed, result, now)
-        outcome = await asyncio.to_thread(_process, ctx, feed, result, parsed, now)
+        outcome = await ctx.writer.store(Fetched(feed, result, parsed, now))
     except (FetchError, ParseError) as exc:
         return await _poll_failed(ctx, feed, now, started, exc, status)
     except asyncio.CancelledError:
         # Cut off (the daemon stopping past its grace period): hand the feed back at once
         # rather than leave it leased.
-        await asyncio.shield(asyncio.to_thread(_release, ctx, feed))
+        await asyncio.shield(ctx.writer.call(_release, ctx, feed))
         raise
     except Exception as exc:
         # A bug, or a library's surprise: this feed's failure, recorded on its row like any
@@ -243,7 +239,9 @@ async def _poll_failed(
     kind = type(exc).__name__
     error = str(exc) or kind
     try:
-        await asyncio.to_thread(_failed, ctx, feed, now, status, error, kind, retry_after)
+        await ctx.writer.call(
+            record_failure, ctx.engine, feed, now, status, error, kind, retry_after
+        )
     except StoreError as store_exc:  # the database too: the lease runs out, the feed is due
         log.error("feed_not_recorded", feed=feed.id, error=str(store_exc))
     log.warning("feed_failed", feed=feed.id, status=status, kind=kind, error=error)
@@ -264,140 +262,6 @@ def _release(ctx: Context, feed: FeedJob) -> None:
             s.commit()
     except StoreError as exc:
         log.error("feed_not_released", feed=feed.id, error=str(exc))
-
-
-def _next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> dt.datetime:
-    delay = feed.interval.total_seconds() + random.uniform(0, feed.jitter.total_seconds())
-    return now + dt.timedelta(seconds=max(delay, at_least or 0.0))
-
-
-def _failed(
-    ctx: Context,
-    feed: FeedJob,
-    now: dt.datetime,
-    status: int | None,
-    error: str,
-    kind: str,
-    retry_after: float | None,
-) -> None:
-    with db.session(ctx.engine) as s:
-        row = store.get_feed(s, feed.id)
-        # A broken feed is asked less often: 1, 2, 4 … up to 16 intervals (at most a day),
-        # or what its server asked for with Retry-After, whichever is longer.
-        factor = min(2**row.consecutive_errors, 16)
-        backoff = min(feed.interval.total_seconds() * factor, 86400.0)
-        nxt = _next_due(feed, now, max(backoff, retry_after or 0.0))
-        store.record_failure(s, row, now=now, status=status, error=error, kind=kind, next_due=nxt)
-        s.commit()
-
-
-def _process(
-    ctx: Context,
-    feed: FeedJob,
-    result: FetchResult,
-    parsed: ParsedFeed | None,
-    now: dt.datetime,
-) -> FeedOutcome:
-    """Store the items and write the alerts they cause, in one transaction."""
-    watchlist = ctx.watchlist()
-    with db.session(ctx.engine) as s:
-        row = store.get_feed(s, feed.id)
-        alert_ids: list[str] = []
-        stored: list[store.StoredItem] = []
-        held_back: dict[str, int] = {}
-        if parsed is not None:
-            stored = store.upsert_items(s, feed.id, parsed.items, now)
-            # A new feed's existing items are only recorded (no flood on the first poll)
-            # unless the feed asks for backfill.
-            if row.initialized or feed.backfill:
-                matched = _match(ctx, watchlist, feed, stored)
-                alerts, held_back = _cool_down(s, watchlist, matched, now)
-                alert_ids = store.add_alerts(s, alerts, now, holds(ctx.channels))
-                store.hold_back(s, held_back)  # after: they count towards the next alert
-        store.record_success(
-            s,
-            row,
-            now=now,
-            status=result.status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            item_count=len(parsed.items) if parsed is not None else None,
-            new_count=sum(1 for it in stored if not it.changed),
-            next_due=_next_due(feed, now),
-        )
-        s.commit()
-    for alert_id in alert_ids:
-        log.debug("alert_created", alert=alert_id, feed=feed.id)
-    edited = sum(1 for it in stored if it.changed)
-    return FeedOutcome(
-        feed.id,
-        ok=True,
-        status=result.status,
-        items=len(parsed.items) if parsed is not None else 0,
-        new=len(stored) - edited,
-        changed=edited,
-        alerts=len(alert_ids),
-        held_back=held_back,
-    )
-
-
-def _match(
-    ctx: Context, watchlist: Watchlist, feed: FeedJob, items: Sequence[store.StoredItem]
-) -> list[store.NewAlert]:
-    rules = {r.id: r for r in watchlist.rules}
-    out: list[store.NewAlert] = []
-    for item in items:
-        for hit in watchlist.match(item.data, feed.tags):
-            rule = rules[hit.rule_id]
-            # A rule alerts only on items first seen since it (in its current form) became
-            # active: an edited item from before a rule existed is not news for that rule.
-            since = ctx.active_since.get(rule.id)
-            if since is None or item.first_seen_at < since:
-                continue
-            out.append(new_alert(ctx, rule, item.id, item.data, hit))
-    return out
-
-
-def new_alert(ctx: Context, rule: Rule, item_id: int, item: ItemData, hit: Hit) -> store.NewAlert:
-    """The alert a rule's hit on a stored item makes, routed to the rule's channels."""
-    return store.NewAlert(
-        item_id,
-        rule.id,
-        rule.name,
-        rule.severity,
-        hit,
-        routes_for(rule.notify, rule.severity, ctx.channels),
-        story_url=item.url,
-        story_hash=item.content_hash or None,
-        reporter=f"{item.feed_id} ({item.source})" if item.source else item.feed_id,
-        cooldown=rule.cooldown is not None,
-    )
-
-
-def _cool_down(
-    s: Session, watchlist: Watchlist, alerts: list[store.NewAlert], now: dt.datetime
-) -> tuple[list[store.NewAlert], dict[str, int]]:
-    """A rule with a cooldown alerts at most once per window: later hits inside the window
-    are held back, never silently: counted per rule (the metric, `monitor alerts`), and the
-    rule's next alert says how many it held back. The items are stored and can be found with
-    test-rule --since. Returns the alerts kept and the count held back per rule."""
-    kept: list[store.NewAlert] = []
-    held: dict[str, int] = {}
-    last: dict[str, dt.datetime | None] = {}
-    for a in alerts:
-        rule = watchlist.get(a.rule_id)
-        if rule is None or rule.cooldown is None:
-            kept.append(a)
-            continue
-        if a.rule_id not in last:
-            last[a.rule_id] = store.last_alert_at(s, a.rule_id)
-        prev = last[a.rule_id]
-        if prev is not None and now - prev < rule.cooldown:
-            held[a.rule_id] = held.get(a.rule_id, 0) + 1
-            continue
-        last[a.rule_id] = now
-        kept.append(a)
-    return kept, held
 
 
 def purge(ctx: Context) -> int:

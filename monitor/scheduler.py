@@ -132,6 +132,7 @@ class Runtime:
         if self.ctx.workers is not None:
             await self.ctx.workers.close()
         await self.ctx.fetcher.aclose()
+        self.ctx.writer.close()
         for n in self.notifiers:
             await n.aclose()
         self.engine.dispose()

@@ -23,7 +23,7 @@ import pytest
 import structlog
 from sqlmodel import select
 
-from monitor import activation, db, delivery, pipeline, scheduler, store
+from monitor import activation, db, delivery, pipeline, scheduler, store, storing
 from monitor.cli import run_cli
 from monitor.config import load_rules
 from monitor.metrics import Metrics, WatchlistStatus
@@ -322,9 +322,10 @@ async def test_11_cooldown_holds_back_matches_and_says_so(
             path.write_bytes(rss(*launches, item("l9", "Missile launch 9")))
             await pipeline.poll(runtime.ctx, everything=True)
             await delivery.deliver(runtime.outbox)
-            first, second = hook.wait_for(2)
-            assert "held_back" not in first.json["match"]
-            assert second.json["match"]["held_back"] == 1
+            by_title = {r.json["item"]["title"]: r.json for r in hook.wait_for(2)}
+            first, second = by_title["Missile launch 1"], by_title["Missile launch 9"]
+            assert "held_back" not in first["match"]
+            assert second["match"]["held_back"] == 1
             capsys.readouterr()
             assert run_cli(["--config", str(config), "alerts"]) == 0
             assert "cooldown held back 1 match before it" in capsys.readouterr().out
@@ -444,14 +445,14 @@ def test_20_a_feed_that_crashes_is_that_feeds_failure(
     )
     bad = local_feed(tmp_path, "bad", rss(item("b", "North Korea missile test")), backfill="true")
     config = configure(tmp_path, feeds=good + bad)
-    real = pipeline.parse_feed
+    real = storing.store_feed
 
-    def parse_or_crash(body: bytes, *, feed_id: str, **kw: object) -> object:
-        if feed_id == "bad":
+    def store_or_crash(s: Any, rules: Any, fetched: storing.Fetched) -> Any:
+        if fetched.feed.id == "bad":
             raise RuntimeError("a bug")
-        return real(body, feed_id=feed_id, **kw)  # type: ignore[arg-type]
+        return real(s, rules, fetched)
 
-    monkeypatch.setattr(pipeline, "parse_feed", parse_or_crash)
+    monkeypatch.setattr(storing, "store_feed", store_or_crash)
     assert run_cli(["--config", str(config), "once"]) == 0
     out = capsys.readouterr().out
     assert "2 feeds polled, 1 failed" in out and "1 alerts" in out and "1 sent" in out

@@ -30,44 +30,56 @@ def upsert_items(
     session: Session, feed_id: str, items: Sequence[ItemData], now: dt.datetime
 ) -> list[StoredItem]:
     """Insert unseen items; update items whose text changed (same identity, new hash).
-    Returns only those two kinds; an unchanged item is dropped here and goes no further."""
+    Returns only those two kinds; an unchanged item is dropped here and goes no further.
+
+    Bulk statements (one INSERT … RETURNING for the new items, one executemany UPDATE for the
+    changed ones): a cycle of thousands of feeds writes tens of thousands of items."""
     by_guid = {it.guid: it for it in items}  # a guid repeated in one fetch: the last wins
     if not by_guid:
         return []
-    known: dict[str, Item] = {}
+    known: dict[str, tuple[int, str, dt.datetime]] = {}  # guid -> (id, hash, first seen)
     guids = list(by_guid)
     for chunk in _chunks(guids):
-        rows = session.exec(
-            select(Item).where(col(Item.feed_id) == feed_id).where(col(Item.guid).in_(chunk))
+        rows = session.execute(
+            sa.select(col(Item.id), col(Item.guid), col(Item.content_hash), col(Item.first_seen_at))
+            .where(col(Item.feed_id) == feed_id)
+            .where(col(Item.guid).in_(chunk))
         ).all()
-        known.update((r.guid, r) for r in rows)
+        known.update((g, (i, h, seen)) for i, g, h, seen in rows)
     purged = _tombstoned(session, feed_id, [g for g in guids if g not in known])
-    fresh: list[tuple[Item, ItemData, bool]] = []
+    new: list[ItemData] = []
+    changed: list[tuple[int, ItemData, dt.datetime]] = []
     for guid, data in by_guid.items():
         row = known.get(guid)
-        if row is None and guid in purged:
-            continue  # purged at retention: seen long ago, not news
         if row is None:
-            row = Item(
-                feed_id=feed_id,
-                guid=guid,
-                published_at=data.published_at or now,
-                first_seen_at=now,
-                **_fields(data),
-            )
-            session.add(row)
-            fresh.append((row, data, False))
-        elif row.content_hash != data.content_hash:
-            for key, value in _fields(data).items():
-                setattr(row, key, value)
-            row.updated_at = now
-            session.add(row)
-            fresh.append((row, data, True))
-    session.flush()  # assigns ids
-    out = []
-    for row, data, changed in fresh:
-        assert row.id is not None and row.first_seen_at is not None
-        out.append(StoredItem(row.id, data, row.first_seen_at, changed))
+            if guid not in purged:  # purged at retention: seen long ago, not news
+                new.append(data)
+        elif row[1] != data.content_hash:
+            changed.append((row[0], data, row[2]))
+    out: list[StoredItem] = []  # in the feed's order
+    if new:
+        ids = session.execute(
+            sa.insert(Item).returning(col(Item.id), sort_by_parameter_order=True),
+            [
+                {
+                    "feed_id": feed_id,
+                    "guid": d.guid,
+                    "published_at": d.published_at or now,
+                    "first_seen_at": now,
+                    **_fields(d),
+                }
+                for d in new
+            ],
+        ).scalars()
+        out += [StoredItem(i, d, now, False) for i, d in zip(ids, new, strict=True)]
+    if changed:
+        session.execute(
+            sa.update(Item),
+            [{"id": i, "updated_at": now, **_fields(d)} for i, d, _seen in changed],
+        )
+        out += [StoredItem(i, d, seen, True) for i, d, seen in changed]
+    order = {g: n for n, g in enumerate(by_guid)}
+    out.sort(key=lambda x: order[x.data.guid])
     return out
 
 
