@@ -84,6 +84,9 @@ class Feed(SQLModel, table=True):
     gaps: list[float] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))  # seconds
     interval_s: float | None = None  # the current poll interval, when adaptive
     body_hash: str | None = Field(default=None, max_length=64)  # of the last body parsed
+    # Where the feed moved for good (a 301/308), fetched instead of `url` until monitor.yaml
+    # names another URL.
+    moved_to: str | None = None
 
 
 class Item(SQLModel, table=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -174,13 +175,26 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
     status: int | None = None  # the HTTP status, once there is one (a 200 that fails to parse)
     try:
         result = await ctx.fetcher.fetch(
-            feed.url, etag=claim.etag, last_modified=claim.last_modified
+            claim.url, etag=claim.etag, last_modified=claim.last_modified
         )
         status = result.status
         parsed = None
+        body_hash = None
         if not result.not_modified:
-            parsed = await _parse(ctx, feed, result, now)
-        outcome = await ctx.writer.store(Fetched(feed, result, parsed, now))
+            body_hash = hashlib.sha256(result.body or b"").hexdigest()
+            # A server that ignores conditional requests sends the same bytes again: nothing
+            # in them can be new, so they are not parsed again.
+            if body_hash != claim.body_hash:
+                parsed = await _parse(ctx, feed, result, now)
+        if result.moved_to and result.moved_to != claim.url:
+            log.warning(
+                "feed_moved",
+                feed=feed.id,
+                to=result.moved_to,
+                hint="the feed answered with a permanent redirect; update its url in "
+                "monitor.yaml (monitor fetches the new address meanwhile)",
+            )
+        outcome = await ctx.writer.store(Fetched(feed, result, parsed, now, body_hash))
     except (FetchError, ParseError) as exc:
         return await _poll_failed(ctx, feed, now, started, exc, status)
     except asyncio.CancelledError:

@@ -36,6 +36,7 @@ from monitor.rules import Rule, Watchlist
 log = structlog.get_logger("monitor.storing")
 
 BATCH = 50  # feeds per transaction, at most
+MAX_AGE_FLOOR = 86_400.0  # seconds: a Cache-Control max-age beyond a day is taken as a day
 T = TypeVar("T")
 
 
@@ -59,6 +60,7 @@ class Fetched:
     result: FetchResult
     parsed: ParsedFeed | None  # None: not modified (304, or a byte-identical body)
     now: dt.datetime
+    body_hash: str | None = None  # of the body parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,10 @@ def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
         last_modified=result.last_modified,
         item_count=len(parsed.items) if parsed is not None else None,
         new_count=sum(1 for it in stored if not it.changed),
-        next_due=next_due(feed, now),
+        # Cache-Control max-age is a floor (at most a day): the server says when to come back
+        next_due=next_due(feed, now, min(result.max_age or 0.0, MAX_AGE_FLOOR)),
+        body_hash=f.body_hash if parsed is not None else None,
+        moved_to=result.moved_to,
     )
     edited = sum(1 for it in stored if it.changed)
     return FeedOutcome(

@@ -9,12 +9,28 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from tests.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 PG_URL = os.environ.get("MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _uncached_loggers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI configures structlog to cache each logger on first use; in one test process that
+    would pin module loggers to whichever configuration ran first and blind capture_logs in every
+    later test. Caching off, and the defaults back after each test."""
+    configure = structlog.configure
+    monkeypatch.setattr(
+        structlog,
+        "configure",
+        lambda **kw: configure(**{**kw, "cache_logger_on_first_use": False}),
+    )
+    yield
+    structlog.reset_defaults()
 
 
 def _pg_admin() -> sa.Engine | None:

@@ -38,7 +38,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -53,7 +53,7 @@ class FeedServer:
             def do_GET(self) -> None:
                 server._serve(self)
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd = _Server((host, 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -139,3 +139,71 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after("30") == 30
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10
     assert parse_retry_after("soon") is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "127.0.0.2", "0.0.0.0"],
+)
+async def test_the_guard_holds_in_every_spelling(feed_server: FeedServer, host: str) -> None:
+    feed_server.routes["/f"] = Route(FEED)
+    port = feed_server.base.rsplit(":", 1)[1]
+    f = fetcher(allow_private_networks=False)
+    try:
+        with pytest.raises(FetchBlocked):
+            await f.fetch(f"http://{host}:{port}/f")
+    finally:
+        await f.aclose()
+    assert feed_server.requests == []
+
+
+async def test_a_redirect_to_a_private_address_is_refused_at_the_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard is on every hop. Both test servers are on loopback: the first (127.0.0.1)
+    stands for a public site, by a policy that allows that one address, and redirects to the
+    second (127.0.0.2), which the policy refuses like any private address."""
+    import monitor.netguard as guard
+
+    real = guard.address_allowed
+    monkeypatch.setattr(guard, "address_allowed", lambda ip: ip == "127.0.0.1" or real(ip))
+    with FeedServer(host="127.0.0.2") as inside, FeedServer() as outside:
+        inside.routes["/secret"] = Route(FEED)
+        outside.routes["/f"] = Route(redirect=inside.url("/secret"))
+        f = fetcher(allow_private_networks=False)
+        try:
+            with pytest.raises(FetchBlocked, match=r"127\.0\.0\.2"):
+                await f.fetch(outside.url("/f"))
+        finally:
+            await f.aclose()
+        assert len(outside.requests) == 1 and inside.requests == []
+
+
+async def test_max_age_and_a_permanent_move_are_passed_back(feed_server: FeedServer) -> None:
+    feed_server.routes["/new"] = Route(FEED, headers={"Cache-Control": "public, max-age=900"})
+    feed_server.routes["/old"] = Route(redirect=feed_server.url("/new"))  # a 301
+    feed_server.routes["/moved-for-now"] = Route(
+        status=302, headers={"Location": feed_server.url("/new")}
+    )
+    f = fetcher()
+    try:
+        moved = await f.fetch(feed_server.url("/old"))
+        assert moved.moved_to == feed_server.url("/new") and moved.max_age == 900
+        temporary = await f.fetch(feed_server.url("/moved-for-now"))
+        assert temporary.moved_to is None and temporary.body == FEED
+        direct = await f.fetch(feed_server.url("/new"))
+        assert direct.moved_to is None
+    finally:
+        await f.aclose()
+
+
+async def test_the_user_agent_names_monitor_and_its_version(feed_server: FeedServer) -> None:
+    from monitor import __version__
+    from monitor.settings import PollSettings
+
+    feed_server.routes["/f"] = Route(FEED)
+    f = fetcher(user_agent=PollSettings().user_agent)
+    await f.fetch(feed_server.url("/f"))
+    await f.aclose()
+    [request] = feed_server.requests
+    assert request.headers["user-agent"].startswith(f"monitor/{__version__} ")

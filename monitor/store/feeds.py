@@ -26,8 +26,9 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str]], now: dt.datet
             # Insert-or-ignore: several processes starting together all add the new feeds.
             insert_ignore(session, Feed, id=feed_id, url=url, next_due_at=now)
         elif row.url != url or not row.enabled:
-            if row.url != url:
+            if row.url != url:  # the operator changed it: validators and moves are old news
                 row.url, row.etag, row.last_modified, row.body_hash = url, None, None, None
+                row.moved_to = None
             row.enabled = True
             session.add(row)
     gone = [fid for fid, row in existing.items() if fid not in configured and row.enabled]
@@ -42,9 +43,10 @@ class FeedClaim:
     """A feed this worker now holds for one poll, with what the fetch needs."""
 
     id: str
-    url: str
+    url: str  # where to fetch it: its URL, or where it moved for good
     etag: str | None
     last_modified: str | None
+    body_hash: str | None  # of the last body parsed: the same bytes are not parsed again
     took_over: bool  # another worker's claim had expired without being released
 
 
@@ -78,13 +80,16 @@ def claim_feeds(
     ).all()
     chosen: list[Feed] = []
     for row in candidates:
-        if len(chosen) < limit and room(row.url):
+        if len(chosen) < limit and room(row.moved_to or row.url):
             chosen.append(row)
     if not chosen:
         session.commit()
         return []
     # Read before the UPDATE, which refreshes these objects.
-    chosen_before = [(r.id, r.url, r.etag, r.last_modified, r.claimed_by) for r in chosen]
+    chosen_before = [
+        (r.id, r.moved_to or r.url, r.etag, r.last_modified, r.body_hash, r.claimed_by)
+        for r in chosen
+    ]
     claimed = set(
         session.execute(
             sa.update(Feed)
@@ -96,8 +101,8 @@ def claim_feeds(
     )
     session.commit()
     return [
-        FeedClaim(fid, url, etag, modified, took_over=holder is not None)
-        for fid, url, etag, modified, holder in chosen_before
+        FeedClaim(fid, url, etag, modified, body, took_over=holder is not None)
+        for fid, url, etag, modified, body, holder in chosen_before
         if fid in claimed
     ]
 
@@ -130,8 +135,15 @@ def record_success(
     item_count: int | None,
     new_count: int,
     next_due: dt.datetime,
+    body_hash: str | None = None,
+    moved_to: str | None = None,
 ) -> None:
-    """A good poll: validators, counts, the next due time; the claim is released."""
+    """A good poll: validators, counts, the next due time, the hash of the body it parsed, a
+    permanent move; the claim is released."""
+    if body_hash is not None:
+        feed.body_hash = body_hash
+    if moved_to is not None and moved_to != (feed.moved_to or feed.url):
+        feed.moved_to = moved_to
     feed.last_fetch_at = feed.last_success_at = now
     feed.last_status = status
     feed.last_error = feed.last_error_kind = None
