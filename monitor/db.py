@@ -7,10 +7,10 @@ The schema is made and upgraded by Alembic revisions: see monitor.schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +21,8 @@ from sqlmodel import Session
 
 from monitor import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from monitor.errors import StoreError
+
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
@@ -68,6 +70,11 @@ def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]])
         bind = session.get_bind()
         insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
         session.execute(insert(table).values(rows).on_conflict_do_nothing())
+
+
+def chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:
+    """IN lists and multi-row VALUES within every backend's limits on parameters."""
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def ping(engine: Engine) -> bool:

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from monitor import db, store
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
-from monitor.models import Hit, ItemData
+from monitor.models import Feed, Hit, ItemData
 from monitor.outcomes import FeedOutcome
 from monitor.parse import ParsedFeed
 from monitor.rules import Rule, Watchlist
@@ -108,9 +108,7 @@ class Writer:
     def _write(self, batch: Sequence[Fetched]) -> list[FeedOutcome | BaseException]:
         try:
             with db.session(self.engine) as s:
-                outcomes: list[FeedOutcome | BaseException] = [
-                    store_feed(s, self.rules, f) for f in batch
-                ]
+                outcomes: list[FeedOutcome | BaseException] = [*store_feeds(s, self.rules, batch)]
                 s.commit()
             return outcomes
         except Exception as exc:
@@ -122,23 +120,57 @@ class Writer:
         self._thread.shutdown(wait=True)
 
 
-def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
-    """Store one feed's items and write the alerts they cause (in the caller's transaction)."""
-    feed, result, parsed, now = f.feed, f.result, f.parsed, f.now
-    row = store.get_feed(s, feed.id)
-    alert_ids: list[str] = []
-    stored: list[store.StoredItem] = []
-    held_back: dict[str, int] = {}
-    if parsed is not None:
-        stored = store.upsert_items(s, feed.id, parsed.items, now)
+def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[FeedOutcome]:
+    """Store feeds' items and write the alerts they cause (in the caller's transaction), a
+    few statements for the whole batch: the feed rows, then items, then alerts, then the
+    feeds' new state (one flush)."""
+    rows = store.load_feeds(s, [f.feed.id for f in batch])
+    parsed = [(f.feed.id, f.parsed.items, f.now) for f in batch if f.parsed is not None]
+    stored_of = iter(store.upsert_many(s, parsed))
+    stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
+    watchlist = rules.watchlist()
+    cooling = _CoolDown(s, watchlist)
+    alerts: list[tuple[int, store.NewAlert]] = []  # (index in batch, alert)
+    held: list[dict[str, int]] = []
+    for n, (f, new) in enumerate(zip(batch, stored, strict=True)):
         # A new feed's existing items are only recorded (no flood on the first poll) unless
         # the feed asks for backfill.
-        if row.initialized or feed.backfill:
-            watchlist = rules.watchlist()
-            matched = _match(rules, watchlist, feed, stored)
-            alerts, held_back = _cool_down(s, watchlist, matched, now)
-            alert_ids = store.add_alerts(s, alerts, now, holds(rules.channels))
-            store.hold_back(s, held_back)  # after: they count towards the next alert
+        matched = _match(rules, watchlist, f.feed, new) if _alerts(rows[f.feed.id], f) else []
+        kept, held_back = cooling.apply(matched, f.now)
+        alerts += [(n, a) for a in kept]
+        held.append(held_back)
+    created = [0] * len(batch)
+    if alerts:
+        at = max(f.now for f in batch)
+        ids = store.write_alerts(s, [a for _, a in alerts], at, holds(rules.channels))
+        for (n, _a), alert_id in zip(alerts, ids, strict=True):
+            created[n] += alert_id is not None
+    for held_back in held:
+        store.hold_back(s, held_back)  # after the alerts: they count towards the next one
+    return [
+        _record(s, rows[f.feed.id], f, new, created[n], held[n])
+        for n, (f, new) in enumerate(zip(batch, stored, strict=True))
+    ]
+
+
+def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
+    """One feed's store_feeds."""
+    return store_feeds(s, rules, [f])[0]
+
+
+def _alerts(row: Feed, f: Fetched) -> bool:
+    return f.parsed is not None and (row.initialized or f.feed.backfill)
+
+
+def _record(
+    s: Session,
+    row: Feed,
+    f: Fetched,
+    stored: Sequence[store.StoredItem],
+    alerts: int,
+    held_back: dict[str, int],
+) -> FeedOutcome:
+    feed, result, parsed, now = f.feed, f.result, f.parsed, f.now
     store.record_success(
         s,
         row,
@@ -161,7 +193,7 @@ def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
         items=len(parsed.items) if parsed is not None else 0,
         new=len(stored) - edited,
         changed=edited,
-        alerts=len(alert_ids),
+        alerts=alerts,
         held_back=held_back,
     )
 
@@ -227,27 +259,35 @@ def new_alert(
     )
 
 
-def _cool_down(
-    s: Session, watchlist: Watchlist, alerts: list[store.NewAlert], now: dt.datetime
-) -> tuple[list[store.NewAlert], dict[str, int]]:
+class _CoolDown:
     """A rule with a cooldown alerts at most once per window: later hits inside the window
     are held back, never silently: counted per rule (the metric, `monitor alerts`), and the
     rule's next alert says how many it held back. The items are stored and can be found with
-    test-rule --since. Returns the alerts kept and the count held back per rule."""
-    kept: list[store.NewAlert] = []
-    held: dict[str, int] = {}
-    last: dict[str, dt.datetime | None] = {}
-    for a in alerts:
-        rule = watchlist.get(a.rule_id)
-        if rule is None or rule.cooldown is None:
+    test-rule --since. One per writer's batch: a feed's alert starts the window for the
+    feeds after it in the batch."""
+
+    def __init__(self, s: Session, watchlist: Watchlist) -> None:
+        self.s = s
+        self.watchlist = watchlist
+        self.last: dict[str, dt.datetime | None] = {}
+
+    def apply(
+        self, alerts: list[store.NewAlert], now: dt.datetime
+    ) -> tuple[list[store.NewAlert], dict[str, int]]:
+        """The alerts kept, and the count held back per rule."""
+        kept: list[store.NewAlert] = []
+        held: dict[str, int] = {}
+        for a in alerts:
+            rule = self.watchlist.get(a.rule_id)
+            if rule is None or rule.cooldown is None:
+                kept.append(a)
+                continue
+            if a.rule_id not in self.last:
+                self.last[a.rule_id] = store.last_alert_at(self.s, a.rule_id)
+            prev = self.last[a.rule_id]
+            if prev is not None and now - prev < rule.cooldown:
+                held[a.rule_id] = held.get(a.rule_id, 0) + 1
+                continue
+            self.last[a.rule_id] = now
             kept.append(a)
-            continue
-        if a.rule_id not in last:
-            last[a.rule_id] = store.last_alert_at(s, a.rule_id)
-        prev = last[a.rule_id]
-        if prev is not None and now - prev < rule.cooldown:
-            held[a.rule_id] = held.get(a.rule_id, 0) + 1
-            continue
-        last[a.rule_id] = now
-        kept.append(a)
-    return kept, held
+        return kept, held

@@ -445,14 +445,14 @@ def test_20_a_feed_that_crashes_is_that_feeds_failure(
     )
     bad = local_feed(tmp_path, "bad", rss(item("b", "North Korea missile test")), backfill="true")
     config = configure(tmp_path, feeds=good + bad)
-    real = storing.store_feed
+    real = storing.store_feeds
 
-    def store_or_crash(s: Any, rules: Any, fetched: storing.Fetched) -> Any:
-        if fetched.feed.id == "bad":
+    def store_or_crash(s: Any, rules: Any, batch: list[storing.Fetched]) -> Any:
+        if any(fetched.feed.id == "bad" for fetched in batch):
             raise RuntimeError("a bug")
-        return real(s, rules, fetched)
+        return real(s, rules, batch)
 
-    monkeypatch.setattr(storing, "store_feed", store_or_crash)
+    monkeypatch.setattr(storing, "store_feeds", store_or_crash)
     assert run_cli(["--config", str(config), "once"]) == 0
     out = capsys.readouterr().out
     assert "2 feeds polled, 1 failed" in out and "1 alerts" in out and "1 sent" in out

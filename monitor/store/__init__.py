@@ -27,17 +27,26 @@ from monitor.store.alerts import (
     hold_back,
     last_alert_at,
     new_alert_id,
+    write_alerts,
 )
 from monitor.store.feeds import (
     FeedClaim,
     claim_feeds,
     get_feed,
+    load_feeds,
     record_failure,
     record_success,
     release_feed,
     sync_feeds,
 )
-from monitor.store.items import StoredItem, item_data, items_since, purge_batch, upsert_items
+from monitor.store.items import (
+    StoredItem,
+    item_data,
+    items_since,
+    purge_batch,
+    upsert_items,
+    upsert_many,
+)
 from monitor.store.outbox import (
     Claimed,
     alert_message,
@@ -73,6 +82,7 @@ __all__ = [
     "item_data",
     "items_since",
     "last_alert_at",
+    "load_feeds",
     "mark_backfilled",
     "mark_failed",
     "mark_sent",
@@ -89,4 +99,6 @@ __all__ = [
     "snapshot",
     "sync_feeds",
     "upsert_items",
+    "upsert_many",
+    "write_alerts",
 ]

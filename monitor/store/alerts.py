@@ -8,11 +8,12 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.db import insert_ignore
+from monitor.db import chunks, insert_ignore_many
 from monitor.models import Alert, Delivery, Hit, RuleState
 
 
@@ -44,52 +45,86 @@ def add_alerts(
 ) -> list[str]:
     """Insert alerts that do not exist yet for (rule, item) or (rule, story), and a pending
     delivery for each of their channels, due now or, for a channel in `hold` (digests), at
-    the end of its window. Returns the ids of the alerts actually created. The unique
-    constraints are the final word: a concurrent writer's row wins silently."""
+    the end of its window. Returns the ids of the alerts actually created."""
+    return [i for i in write_alerts(session, alerts, now, hold) if i is not None]
+
+
+def write_alerts(
+    session: Session,
+    alerts: Sequence[NewAlert],
+    now: dt.datetime,
+    hold: Mapping[str, dt.timedelta] | None = None,
+) -> list[str | None]:
+    """add_alerts, one answer per alert: the id created, or None (the rule has an alert on
+    this item or story already; a later copy of a story is named on the first one's alert).
+
+    A few statements for all of them, whatever their number: the unique constraints decide,
+    inside one multi-row INSERT … ON CONFLICT DO NOTHING (the first of several copies in the
+    list wins, and a concurrent writer's row wins silently); the ids that went in are read
+    back."""
     if not alerts:
         return []
-    item_ids = {a.item_id for a in alerts}
-    existing = set(
-        session.exec(
-            select(Alert.rule_id, Alert.item_id).where(col(Alert.item_id).in_(item_ids))
-        ).all()
-    )
-    created: list[str] = []
+    existing: set[tuple[str, int]] = set()
+    for chunk in chunks(sorted({a.item_id for a in alerts})):
+        existing.update(
+            session.exec(
+                select(Alert.rule_id, Alert.item_id).where(col(Alert.item_id).in_(chunk))
+            ).all()
+        )
+    rows: list[dict[str, Any] | None] = []
     for a in alerts:
         if (a.rule_id, a.item_id) in existing:
+            rows.append(None)
             continue
         existing.add((a.rule_id, a.item_id))
-        alert_id = new_alert_id()
-        held = _take_held_back(session, a.rule_id) if a.cooldown else 0
-        inserted = insert_ignore(
-            session,
-            Alert,
-            id=alert_id,
-            rule_id=a.rule_id,
-            item_id=a.item_id,
-            created_at=now,
-            rule_name=a.rule_name,
-            severity=a.severity,
-            terms=list(a.hit.terms),
-            snippet=a.hit.snippet,
-            also_reported_by=[],
-            story_url=a.story_url,
-            story_hash=a.story_hash,
-            held_back=held,
-        )
-        if not inserted:
-            if held:
-                hold_back(session, {a.rule_id: held})  # not this one's to report after all
-            _also_reported(session, a)
+        rows.append(_row(a, now, _take_held_back(session, a.rule_id) if a.cooldown else 0))
+    tried = [r for r in rows if r is not None]
+    for part in chunks(tried):
+        insert_ignore_many(session, Alert, list(part))
+    inserted: set[str] = set()
+    for ids in chunks([r["id"] for r in tried]):
+        inserted.update(session.exec(select(Alert.id).where(col(Alert.id).in_(ids))).all())
+    out: list[str | None] = []
+    deliveries: list[dict[str, Any]] = []
+    for a, row in zip(alerts, rows, strict=True):
+        if row is None or row["id"] not in inserted:
+            if row is not None:
+                if row["held_back"]:
+                    hold_back(session, {a.rule_id: row["held_back"]})  # not its to report
+                _also_reported(session, a)
+            out.append(None)
             continue
-        created.append(alert_id)
-        for channel in a.channels:
-            due = now + (hold or {}).get(channel, dt.timedelta(0))
-            session.add(
-                Delivery(alert_id=alert_id, channel=channel, status="pending", next_attempt_at=due)
-            )
-    session.flush()
-    return created
+        out.append(row["id"])
+        deliveries += [
+            {
+                "alert_id": row["id"],
+                "channel": channel,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now + (hold or {}).get(channel, dt.timedelta(0)),
+            }
+            for channel in a.channels
+        ]
+    if deliveries:
+        session.execute(sa.insert(Delivery.__table__), deliveries)  # type: ignore[attr-defined]
+    return out
+
+
+def _row(a: NewAlert, now: dt.datetime, held: int) -> dict[str, Any]:
+    return {
+        "id": new_alert_id(),
+        "rule_id": a.rule_id,
+        "item_id": a.item_id,
+        "created_at": now,
+        "rule_name": a.rule_name,
+        "severity": a.severity,
+        "terms": list(a.hit.terms),
+        "snippet": a.hit.snippet,
+        "also_reported_by": [],
+        "story_url": a.story_url,
+        "story_hash": a.story_hash,
+        "held_back": held,
+    }
 
 
 def hold_back(session: Session, counts: Mapping[str, int]) -> None:

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.db import insert_ignore
+from monitor.db import chunks, insert_ignore
 from monitor.models import Feed
 
 
@@ -115,6 +115,17 @@ def release_feed(session: Session, feed_id: str, *, worker: str, now: dt.datetim
         .where(col(Feed.claimed_by) == worker)
         .values(next_due_at=now, claimed_by=None)
     )
+
+
+def load_feeds(session: Session, feed_ids: Sequence[str]) -> dict[str, Feed]:
+    """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError."""
+    rows: dict[str, Feed] = {}
+    for chunk in chunks(list(dict.fromkeys(feed_ids))):
+        rows.update((f.id, f) for f in session.exec(select(Feed).where(col(Feed.id).in_(chunk))))
+    for feed_id in feed_ids:
+        if feed_id not in rows:
+            raise KeyError(feed_id)
+    return rows
 
 
 def get_feed(session: Session, feed_id: str) -> Feed:
