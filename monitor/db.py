@@ -65,11 +65,13 @@ def insert_ignore(conn: sa.Connection | Session, table: Any, **values: object) -
 
 
 def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Many rows in one INSERT … ON CONFLICT DO NOTHING."""
+    """Many rows by one INSERT … ON CONFLICT DO NOTHING, executed for all of them at once
+    (executemany, in Core on the session's transaction: one cached statement, no ORM
+    bookkeeping per row). Rows conflicting with one another: the first wins."""
     if rows:
-        bind = session.get_bind()
-        insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(table).values(rows).on_conflict_do_nothing())
+        conn = session.connection()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(insert(getattr(table, "__table__", table)).on_conflict_do_nothing(), rows)
 
 
 def chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:

@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -23,13 +24,13 @@ from monitor import db, store
 from monitor.alert.routes import ChannelRoute
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
+from monitor.jobs import ParsedAndMatched, parse_and_match
 from monitor.models import utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
-from monitor.parse import ParsedFeed, parse_feed
 from monitor.rules import Watchlist
 from monitor.storing import FeedJob, Fetched, Rules, Writer, record_failure
 from monitor.units import format_duration
-from monitor.workers import WorkerFailed, WorkerPool
+from monitor.workers import Shared, WorkerFailed, WorkerPool
 
 log = structlog.get_logger("monitor.pipeline")
 
@@ -178,14 +179,14 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
             claim.url, etag=claim.etag, last_modified=claim.last_modified
         )
         status = result.status
-        parsed = None
+        done = None
         body_hash = None
         if not result.not_modified:
             body_hash = hashlib.sha256(result.body or b"").hexdigest()
             # A server that ignores conditional requests sends the same bytes again: nothing
             # in them can be new, so they are not parsed again.
             if body_hash != claim.body_hash:
-                parsed = await _parse(ctx, feed, result, now)
+                done = await _parse(ctx, feed, result, now)
         if result.moved_to and result.moved_to != claim.url:
             log.warning(
                 "feed_moved",
@@ -194,7 +195,12 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
                 hint="the feed answered with a permanent redirect; update its url in "
                 "monitor.yaml (monitor fetches the new address meanwhile)",
             )
-        outcome = await ctx.writer.store(Fetched(feed, result, parsed, now, body_hash))
+        outcome = await ctx.writer.store(
+            Fetched(
+                feed, result, done.parsed if done else None, now, body_hash,
+                hits=done.hits if done else None, hits_by=done.watchlist if done else None,
+            )
+        )  # fmt: skip
     except (FetchError, ParseError) as exc:
         return await _poll_failed(ctx, feed, now, started, exc, status)
     except asyncio.CancelledError:
@@ -221,21 +227,26 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
     return outcome
 
 
-async def _parse(ctx: Context, feed: FeedJob, result: FetchResult, now: dt.datetime) -> ParsedFeed:
-    """Parse in a worker process (CPU deadline, memory limit; both cores); in a thread when
-    the context has no workers (tests, one-off tools)."""
+async def _parse(
+    ctx: Context, feed: FeedJob, result: FetchResult, now: dt.datetime
+) -> ParsedAndMatched:
+    """Parse and match in a worker process (CPU deadline, memory limit; both cores); in a
+    thread when the context has no workers (tests, one-off tools)."""
     body = result.body or b""
+    watchlist = ctx.watchlist()
+    job = partial(
+        parse_and_match, body, feed_id=feed.id, base_url=result.url, fetched_at=now,
+        feed_tags=feed.tags,
+    )  # fmt: skip
     if ctx.workers is None:
-        return await asyncio.to_thread(
-            parse_feed, body, feed_id=feed.id, base_url=result.url, fetched_at=now
-        )
+        return await asyncio.to_thread(job, watchlist=watchlist)
     try:
-        parsed: ParsedFeed = await ctx.workers.run(
-            parse_feed, body, feed_id=feed.id, base_url=result.url, fetched_at=now
+        done: ParsedAndMatched = await ctx.workers.run(
+            job, watchlist=Shared("watchlist", watchlist.version, watchlist)
         )
     except WorkerFailed as exc:
         raise ParseError(f"the parse {exc.reason}; its worker was replaced") from None
-    return parsed
+    return done
 
 
 async def _poll_failed(

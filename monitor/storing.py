@@ -61,6 +61,10 @@ class Fetched:
     parsed: ParsedFeed | None  # None: not modified (304, or a byte-identical body)
     now: dt.datetime
     body_hash: str | None = None  # of the body parsed
+    # The watchlist's hits on the items, by guid, made in the worker that parsed them (only
+    # items with hits), and the watchlist version that made them; None: match here.
+    hits: Mapping[str, list[Hit]] | None = None
+    hits_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +139,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     for n, (f, new) in enumerate(zip(batch, stored, strict=True)):
         # A new feed's existing items are only recorded (no flood on the first poll) unless
         # the feed asks for backfill.
-        matched = _match(rules, watchlist, f.feed, new) if _alerts(rows[f.feed.id], f) else []
+        matched = _match(rules, watchlist, f, new) if _alerts(rows[f.feed.id], f) else []
         kept, held_back = cooling.apply(matched, f.now)
         alerts += [(n, a) for a in kept]
         held.append(held_back)
@@ -224,13 +228,19 @@ def next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> 
 
 
 def _match(
-    rules: Rules, watchlist: Watchlist, feed: FeedJob, items: Sequence[store.StoredItem]
+    rules: Rules, watchlist: Watchlist, f: Fetched, items: Sequence[store.StoredItem]
 ) -> list[store.NewAlert]:
     by_id = {r.id: r for r in watchlist.rules}
     active_since = rules.active_since()
+    # The worker's hits, unless the rules changed since it matched.
+    made = f.hits if f.hits is not None and f.hits_by == watchlist.version else None
     out: list[store.NewAlert] = []
     for item in items:
-        for hit in watchlist.match(item.data, feed.tags):
+        hits = (
+            made.get(item.data.guid, []) if made is not None
+            else watchlist.match(item.data, f.feed.tags)
+        )  # fmt: skip
+        for hit in hits:
             rule = by_id[hit.rule_id]
             # A rule alerts only on items first seen since it (in its current form) became
             # active: an edited item from before a rule existed is not news for that rule.

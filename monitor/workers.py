@@ -19,6 +19,8 @@ cores work, and one hostile feed can neither stall nor take down the daemon.
   job raises (ParseError) comes back as it is, and the worker is kept.
 - One socket pair per worker, the parent's end an asyncio stream: waiting never blocks the
   event loop, and there are no pool threads. Frames: 8-byte length, then a pickle.
+- **Shared** arguments (the compiled watchlist) go to each worker once per version, not with
+  every job: the worker keeps the last version of each by name.
 Rejected (docs/design.md): ProcessPoolExecutor (one dead worker breaks the pool for every later
 job; a timed-out job keeps burning CPU), pebble (wall-clock deadlines only: a kill waits out
 its SIGTERM grace; a worker is reused after a MemoryError).
@@ -37,7 +39,7 @@ import signal
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -45,9 +47,20 @@ import structlog
 
 log = structlog.get_logger("monitor.workers")
 
-PRELOAD = ["monitor.parse"]  # what the forkserver imports once (feedparser, selectolax, ...)
+PRELOAD = ["monitor.jobs"]  # what the forkserver imports once (feedparser, the rules, ...)
 _HEADER = struct.Struct("!Q")
 _MAX_REPLY = 256 << 20  # a reply this large is a bug: never allocate it
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """An argument a worker keeps between jobs, sent to it once per `version` (a compiled
+    watchlist costs more to pickle than a feed does to parse). The job receives `value`."""
+
+    name: str
+    version: str
+    value: Any = None
+    sent: bool = True  # False: the worker has this version already; value is not in the frame
 
 
 class WorkerFailed(Exception):
@@ -71,6 +84,17 @@ def _read(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def _resolve(kept: dict[str, tuple[str, Any]], arg: Any) -> Any:
+    if not isinstance(arg, Shared):
+        return arg
+    if arg.sent:
+        kept[arg.name] = (arg.version, arg.value)
+    version, value = kept[arg.name]
+    if version != arg.version:  # the parent's record of what this worker holds is wrong
+        raise RuntimeError(f"worker holds {arg.name} {version}, not {arg.version}")
+    return value
+
+
 def _worker(sock: socket.socket, memory: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -80,6 +104,7 @@ def _worker(sock: socket.socket, memory: int) -> None:
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    kept: dict[str, tuple[str, Any]] = {}  # Shared arguments: name -> (version, value)
     while True:
         try:
             (n,) = _HEADER.unpack(_read(sock, _HEADER.size))
@@ -91,6 +116,8 @@ def _worker(sock: socket.socket, memory: int) -> None:
             resource.RLIMIT_CPU, (math.ceil(used.ru_utime + used.ru_stime + cpu), hard)
         )
         try:
+            args = [_resolve(kept, a) for a in args]
+            kwargs = {k: _resolve(kept, v) for k, v in kwargs.items()}
             reply: tuple[str, Any] = ("ok", fn(*args, **kwargs))
         except MemoryError:
             reply = ("memory", None)
@@ -115,6 +142,23 @@ class _Worker:
     process: BaseProcess
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    holds: dict[str, str] = field(default_factory=dict)  # Shared name -> version it has
+
+    def frame(self, fn: Callable[..., Any], args: Any, kwargs: Any, cpu: float) -> bytes:
+        """The job's frame, Shared arguments in it only if this worker lacks their version
+        (it holds them once the frame is written)."""
+        args = [self._share(a) for a in args]
+        kwargs = {k: self._share(v) for k, v in kwargs.items()}
+        payload = pickle.dumps((fn, args, kwargs, cpu), pickle.HIGHEST_PROTOCOL)
+        return _HEADER.pack(len(payload)) + payload
+
+    def _share(self, arg: Any) -> Any:
+        if not isinstance(arg, Shared):
+            return arg
+        if self.holds.get(arg.name) == arg.version:
+            return Shared(arg.name, arg.version, sent=False)
+        self.holds[arg.name] = arg.version
+        return arg
 
 
 def describe_exit(code: int | None, cpu_seconds: float) -> str:
@@ -174,11 +218,10 @@ class WorkerPool:
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """fn(*args, **kwargs) in a worker; WorkerFailed on a breach or a death, else what
         fn returned or raised."""
-        payload = pickle.dumps((fn, args, kwargs, self.cpu_seconds), pickle.HIGHEST_PROTOCOL)
         worker = await self._idle.get()
         keep = False
         try:
-            worker.writer.write(_HEADER.pack(len(payload)) + payload)
+            worker.writer.write(worker.frame(fn, args, kwargs, self.cpu_seconds))
             try:
                 async with asyncio.timeout(self.wall_seconds):
                     await worker.writer.drain()

@@ -64,13 +64,10 @@ def write_alerts(
     back."""
     if not alerts:
         return []
+    conn = session.connection()  # Core on the session's transaction: no ORM bookkeeping
     existing: set[tuple[str, int]] = set()
     for chunk in chunks(sorted({a.item_id for a in alerts})):
-        existing.update(
-            session.exec(
-                select(Alert.rule_id, Alert.item_id).where(col(Alert.item_id).in_(chunk))
-            ).all()
-        )
+        existing.update((r, i) for r, i in conn.execute(_EXISTING, {"items": list(chunk)}))
     rows: list[dict[str, Any] | None] = []
     for a in alerts:
         if (a.rule_id, a.item_id) in existing:
@@ -83,7 +80,7 @@ def write_alerts(
         insert_ignore_many(session, Alert, list(part))
     inserted: set[str] = set()
     for ids in chunks([r["id"] for r in tried]):
-        inserted.update(session.exec(select(Alert.id).where(col(Alert.id).in_(ids))).all())
+        inserted.update(conn.execute(_INSERTED, {"ids": list(ids)}).scalars())
     out: list[str | None] = []
     deliveries: list[dict[str, Any]] = []
     for a, row in zip(alerts, rows, strict=True):
@@ -106,8 +103,15 @@ def write_alerts(
             for channel in a.channels
         ]
     if deliveries:
-        session.execute(sa.insert(Delivery.__table__), deliveries)  # type: ignore[attr-defined]
+        conn.execute(sa.insert(Delivery.__table__), deliveries)  # type: ignore[attr-defined]
     return out
+
+
+_ALERT: sa.Table = Alert.__table__  # type: ignore[attr-defined]
+_EXISTING = sa.select(_ALERT.c.rule_id, _ALERT.c.item_id).where(
+    _ALERT.c.item_id.in_(sa.bindparam("items", expanding=True))
+)
+_INSERTED = sa.select(_ALERT.c.id).where(_ALERT.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _row(a: NewAlert, now: dt.datetime, held: int) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""The writer's batch (storing.store_feeds) on both backends: many feeds in one transaction,
+each with its own items, counts and alerts; copies of one story in one batch alert once; the
+worker's hits are used only when the rules that made them are still the rules in force."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from monitor import db, schema, store, storing
+from monitor.fetch import FetchResult
+from monitor.models import Alert, Hit, ItemData
+from monitor.parse import ParsedFeed
+from monitor.rules import Watchlist, load_watchlist
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+FEEDS = ("a", "b", "c")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+    with Session(engine) as s:
+        store.sync_feeds(s, [(f, f"http://example.org/{f}") for f in FEEDS], NOW)
+        for f in store.load_feeds(s, FEEDS).values():
+            f.initialized = True  # known feeds: their new items alert
+        s.commit()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def watchlist(tmp_path: Path) -> Watchlist:
+    path = tmp_path / "watchlist.yaml"
+    path.write_text("rules:\n  - {id: dprk, query: 'North Korea + missile'}\n")
+    return load_watchlist(path)
+
+
+def item(feed: str, guid: str, title: str, url: str | None = None) -> ItemData:
+    return ItemData(
+        feed_id=feed,
+        guid=guid,
+        url=url or f"https://{feed}.example.org/{guid}",
+        title=title,
+        content_hash=f"{feed}-{guid}-{title}",
+    )
+
+
+def fetched(feed: str, items: list[ItemData], **kw: object) -> storing.Fetched:
+    result = FetchResult(f"http://example.org/{feed}", 200, b"<rss/>", None, None, None, 0.1)
+    job = storing.FeedJob(feed, result.url, dt.timedelta(minutes=10))
+    return storing.Fetched(job, result, ParsedFeed(None, items, None), NOW, "h", **kw)  # type: ignore[arg-type]
+
+
+def rules(watchlist: Watchlist) -> storing.Rules:
+    return storing.Rules(lambda: watchlist, lambda: {"dprk": NOW - dt.timedelta(days=1)}, {})
+
+
+def test_a_batch_stores_each_feed_and_one_story_alerts_once(
+    engine: Engine, watchlist: Watchlist
+) -> None:
+    story = "https://wire.example.org/launch"
+    batch = [
+        fetched("a", [item("a", "1", "North Korea fires missile", story), item("a", "2", "Rain")]),
+        fetched("b", [item("b", "9", "North Korea fires missile", story)]),  # a copy
+        fetched("c", [item("c", "5", "Snow in Seoul")]),
+    ]
+    with db.session(engine) as s:
+        outcomes = storing.store_feeds(s, rules(watchlist), batch)
+        s.commit()
+    assert [(o.feed_id, o.new, o.alerts) for o in outcomes] == [
+        ("a", 2, 1),
+        ("b", 1, 0),
+        ("c", 1, 0),
+    ]
+    with db.session(engine) as s:
+        [alert] = s.exec(select(Alert)).all()
+        assert alert.also_reported_by == ["b"]
+        rows = store.load_feeds(s, FEEDS)
+        assert [rows[f].total_items for f in FEEDS] == [2, 1, 1]
+        # The same batch again: nothing new, nothing alerts.
+        again = storing.store_feeds(s, rules(watchlist), batch)
+    assert [(o.new, o.alerts) for o in again] == [(0, 0)] * 3
+
+
+def test_the_workers_hits_count_only_for_the_rules_that_made_them(
+    engine: Engine, watchlist: Watchlist
+) -> None:
+    # A hit the worker made with the rules in force is used as it is (here a snippet the
+    # daemon's own matching would not write) ...
+    hit = Hit("dprk", ("North Korea", "missile"), "from the worker")
+    quiet = [item("a", "1", "Rain")]
+    with db.session(engine) as s:
+        [used] = storing.store_feeds(
+            s, rules(watchlist), [fetched("a", quiet, hits={"1": [hit]}, hits_by=watchlist.version)]
+        )
+        # ... but hits made by rules since replaced are not: the item is matched again.
+        stale = [item("b", "1", "Rain")]
+        [ignored] = storing.store_feeds(
+            s, rules(watchlist), [fetched("b", stale, hits={"1": [hit]}, hits_by="an old version")]
+        )
+        s.commit()
+        assert [a.snippet for a in s.exec(select(Alert)).all()] == ["from the worker"]
+    assert (used.alerts, ignored.alerts) == (1, 0)

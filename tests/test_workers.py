@@ -1,0 +1,107 @@
+"""The worker processes (monitor/workers.py), with real processes: a job's result or exception
+comes back, and each limit (CPU, memory, a crash) fails only its job, with the reason, and
+the worker is replaced; shared arguments reach each worker once per version."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from monitor.errors import ParseError
+from monitor.workers import Shared, WorkerFailed, WorkerPool
+
+# --- jobs (module level: a worker imports them by name) ---------------------------------------
+
+UNPICKLED = 0  # in a worker: how many Counted values it has received
+
+
+def _counted() -> Counted:
+    global UNPICKLED
+    UNPICKLED += 1
+    return Counted()
+
+
+class Counted:
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_counted, ())
+
+
+def whoami(value: Any = None) -> tuple[int, int]:
+    return os.getpid(), UNPICKLED
+
+
+def fails() -> None:
+    raise ParseError("not a feed")
+
+
+def spins() -> None:
+    n = 0
+    while True:
+        n += 1
+
+
+def hoards() -> bytes:
+    return b"x" * (1 << 30)  # 1 GiB, over the 256 MB limit
+
+
+def crashes() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    p = WorkerPool(size=1, memory_mb=256, cpu_seconds=1.0)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_a_result_and_an_exception_come_back_and_the_worker_stays(
+    pool: WorkerPool,
+) -> None:
+    pid, _ = await pool.run(whoami)
+    assert pid != os.getpid()
+    with pytest.raises(ParseError, match="not a feed"):
+        await pool.run(fails)
+    assert (await pool.run(whoami))[0] == pid and pool.replaced == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        (spins, "exceeded its 1 s CPU deadline"),
+        (hoards, "exceeded its memory limit (256 MB)"),
+        (crashes, "the worker crashed (SIGSEGV)"),
+    ],
+)
+async def test_a_breach_fails_its_job_with_the_reason_and_the_worker_is_replaced(
+    pool: WorkerPool, job: Any, reason: str
+) -> None:
+    before, _ = await pool.run(whoami)
+    with pytest.raises(WorkerFailed) as failed:
+        await pool.run(job)
+    assert failed.value.reason == reason
+    after, _ = await pool.run(whoami)  # waits for the replacement
+    assert after != before and pool.replaced == 1
+
+
+async def test_a_shared_argument_goes_to_a_worker_once_per_version(pool: WorkerPool) -> None:
+    for _ in range(3):
+        _pid, received = await pool.run(whoami, Shared("w", "v1", Counted()))
+    assert received == 1
+    _pid, received = await pool.run(whoami, value=Shared("w", "v2", Counted()))
+    assert received == 2
+    with pytest.raises(WorkerFailed):
+        await pool.run(crashes)
+    # A new worker holds nothing: it is sent the version again.
+    _pid, received = await pool.run(whoami, Shared("w", "v2", Counted()))
+    assert received == 1
