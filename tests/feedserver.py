@@ -21,6 +21,7 @@ class Route:
     gzip: bool = False  # compress when the client accepts gzip
     redirect: str | None = None  # Location for a 301
     drip: float = 0.0  # seconds between 1-byte writes (slow server)
+    endless: bool = False  # the body, then zeros for ever (no Content-Length)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,10 +103,19 @@ class FeedServer:
             h.send_header("Content-Type", route.content_type)
         for k, v in extra.items():
             h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
+        endless = route is not None and route.endless
+        if endless:
+            h.send_header("Connection", "close")
+        else:
+            h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         try:
-            if route is not None and route.drip:
+            if endless:
+                h.wfile.write(body)
+                zeros = b"\0" * 65536
+                while True:  # until the client hangs up
+                    h.wfile.write(zeros)
+            elif route is not None and route.drip:
                 for i in range(len(body)):
                     h.wfile.write(body[i : i + 1])
                     h.wfile.flush()
