@@ -194,6 +194,7 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
         worker=worker,
         feed_lease=feed_lease(settings),
         retention=settings.retention,
+        story_window=settings.stories.window,
     )
     pipeline.sync(ctx)
     if activate:

@@ -262,6 +262,14 @@ AnyChannel = WebhookChannel | EmailChannel | AppriseChannel | LogChannel
 Channel = Annotated[AnyChannel, Field(discriminator="type")]
 
 
+class StorySettings(Strict):
+    window: Duration = Field(
+        dt.timedelta(days=3),
+        description="Copies and light rewrites of one report seen within this window are one "
+        "story: one alert per rule, naming every source. 0s: exact copies only.",
+    )
+
+
 class Settings(Strict):
     database: str = Field(
         "sqlite:///data/monitor.db",
@@ -281,6 +289,9 @@ class Settings(Strict):
         dt.timedelta(days=180), description="Items older than this are purged."
     )
     server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP endpoint.")
+    stories: StorySettings = Field(
+        default_factory=StorySettings, description="One alert per story (docs/design.md)."
+    )
 
     @field_validator("watchlist", mode="before")
     @classmethod

@@ -25,13 +25,15 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import db, store
+from monitor import db, folding, store
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
-from monitor.models import Feed, Hit, ItemData
+from monitor.models import Feed, Hit
 from monitor.outcomes import FeedOutcome
 from monitor.parse import ParsedFeed
 from monitor.rules import Rule, Watchlist
+from monitor.store.items import StoredItem
+from monitor.stories import Sketch, item_sketch
 
 log = structlog.get_logger("monitor.storing")
 
@@ -65,6 +67,8 @@ class Fetched:
     # items with hits), and the watchlist version that made them; None: match here.
     hits: Mapping[str, list[Hit]] | None = None
     hits_by: str | None = None
+    # The items' sketches for the story step, by guid, made in the worker; None: make here.
+    sketches: Mapping[str, Sketch | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,7 @@ class Rules:
     watchlist: Callable[[], Watchlist]
     active_since: Callable[[], Mapping[str, dt.datetime]]
     channels: Mapping[str, ChannelRoute]
+    story_window: dt.timedelta = dt.timedelta(days=3)  # stories.window
 
 
 class Writer:
@@ -132,6 +137,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     parsed = [(f.feed.id, f.parsed.items, f.now) for f in batch if f.parsed is not None]
     stored_of = iter(store.upsert_many(s, parsed))
     stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
+    stories = _stories(s, rules, batch, stored)
     watchlist = rules.watchlist()
     cooling = _CoolDown(s, watchlist)
     alerts: list[tuple[int, store.NewAlert]] = []  # (index in batch, alert)
@@ -139,7 +145,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     for n, (f, new) in enumerate(zip(batch, stored, strict=True)):
         # A new feed's existing items are only recorded (no flood on the first poll) unless
         # the feed asks for backfill.
-        matched = _match(rules, watchlist, f, new) if _alerts(rows[f.feed.id], f) else []
+        matched = _match(rules, watchlist, f, new, stories) if _alerts(rows[f.feed.id], f) else []
         kept, held_back = cooling.apply(matched, f.now)
         alerts += [(n, a) for a in kept]
         held.append(held_back)
@@ -155,6 +161,26 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
         _record(s, rows[f.feed.id], f, new, created[n], held[n])
         for n, (f, new) in enumerate(zip(batch, stored, strict=True))
     ]
+
+
+def _stories(
+    s: Session, rules: Rules, batch: Sequence[Fetched], stored: Sequence[Sequence[StoredItem]]
+) -> dict[int, str]:
+    """The story of every stored item: new ones through the story step, edited ones keep
+    theirs."""
+    new: list[StoredItem] = []
+    sketches: dict[int, Sketch | None] = {}
+    for f, items in zip(batch, stored, strict=True):
+        for it in items:
+            if it.changed:
+                continue
+            new.append(it)
+            made = f.sketches.get(it.data.guid, None) if f.sketches is not None else None
+            sketches[it.id] = made if f.sketches is not None else item_sketch(it.data)
+    out = folding.assign(s, new, sketches, max(f.now for f in batch), rules.story_window)
+    edited = [it.id for items in stored for it in items if it.changed]
+    out.update(store.item_stories(s, edited) if edited else {})
+    return out
 
 
 def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
@@ -228,7 +254,11 @@ def next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> 
 
 
 def _match(
-    rules: Rules, watchlist: Watchlist, f: Fetched, items: Sequence[store.StoredItem]
+    rules: Rules,
+    watchlist: Watchlist,
+    f: Fetched,
+    items: Sequence[StoredItem],
+    stories: Mapping[int, str],
 ) -> list[store.NewAlert]:
     by_id = {r.id: r for r in watchlist.rules}
     active_since = rules.active_since()
@@ -247,24 +277,37 @@ def _match(
             since = active_since.get(rule.id)
             if since is None or item.first_seen_at < since:
                 continue
-            out.append(new_alert(rules.channels, rule, item.id, item.data, hit))
+            story = stories.get(item.id)
+            out.append(new_alert(rules.channels, rule, item, hit, story))
     return out
 
 
 def new_alert(
-    channels: Mapping[str, ChannelRoute], rule: Rule, item_id: int, item: ItemData, hit: Hit
+    channels: Mapping[str, ChannelRoute],
+    rule: Rule,
+    stored: StoredItem,
+    hit: Hit,
+    story: str | None = None,
 ) -> store.NewAlert:
-    """The alert a rule's hit on a stored item makes, routed to the rule's channels."""
+    """The alert a rule's hit on a stored item makes, routed to the rule's channels; one per
+    rule and story (`story`: the item's, else its content hash)."""
+    item = stored.data
     return store.NewAlert(
-        item_id,
+        stored.id,
         rule.id,
         rule.name,
         rule.severity,
         hit,
         routes_for(rule.notify, rule.severity, channels),
         story_url=item.url,
-        story_hash=item.content_hash or None,
+        story_hash=story or item.content_hash or None,
         reporter=f"{item.feed_id} ({item.source})" if item.source else item.feed_id,
+        copy={
+            "feed": item.feed_id,
+            "url": item.url,
+            "publisher": item.source,
+            "first_seen": stored.first_seen_at.isoformat(),
+        },
         cooldown=rule.cooldown is not None,
     )
 

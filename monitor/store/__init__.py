@@ -17,6 +17,7 @@ expires, so another process (or the same one after restart) picks it up.
     alerts.py   alerts (one per rule and item, and per rule and story) and their deliveries
     outbox.py   due deliveries, claims, the outcome of each attempt
     rules.py    when each version of a rule became active
+    stories.py  the story window's index (members, LSH band keys)
     views.py    read-only queries for cli, server and metrics
 """
 
@@ -60,6 +61,8 @@ from monitor.store.outbox import (
     requeue_delivery,
 )
 from monitor.store.rules import activate_rules, mark_backfilled
+from monitor.store.stories import item_stories
+from monitor.store.stories import purge as purge_stories
 from monitor.store.views import AlertRecord, Snapshot, feeds_by_id, recent_alerts, snapshot
 
 __all__ = [
@@ -80,6 +83,7 @@ __all__ = [
     "held_back_now",
     "hold_back",
     "item_data",
+    "item_stories",
     "items_since",
     "last_alert_at",
     "load_feeds",
@@ -90,6 +94,7 @@ __all__ = [
     "new_alert_id",
     "pending_deliveries",
     "purge_batch",
+    "purge_stories",
     "recent_alerts",
     "record_failure",
     "record_success",
