@@ -26,7 +26,7 @@ class ParsedAndMatched:
     parsed: ParsedFeed
     hits: dict[str, list[Hit]]  # by guid, items with hits only; a guid listed twice: its last
     watchlist: str  # the version that matched
-    sketches: dict[str, Sketch | None]  # by guid: the story step's near-copy sketch
+    sketches: dict[str, Sketch | None]  # by guid, items with hits: the story step's sketch
 
 
 def parse_and_match(
@@ -40,7 +40,8 @@ def parse_and_match(
 ) -> ParsedAndMatched:
     parsed = parse_feed(body, feed_id=feed_id, base_url=base_url, fetched_at=fetched_at)
     hits = {item.guid: watchlist.match(item, feed_tags) for item in parsed.items}
-    sketches = {item.guid: item_sketch(item) for item in parsed.items}
+    # Only the items some rule matched can alert: only they need a story (folding.py).
+    sketches = {item.guid: item_sketch(item) for item in parsed.items if hits[item.guid]}
     return ParsedAndMatched(
         parsed, {g: h for g, h in hits.items() if h}, watchlist.version, sketches
     )

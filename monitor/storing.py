@@ -137,15 +137,22 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     parsed = [(f.feed.id, f.parsed.items, f.now) for f in batch if f.parsed is not None]
     stored_of = iter(store.upsert_many(s, parsed))
     stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
-    stories = _stories(s, rules, batch, stored)
     watchlist = rules.watchlist()
+    # A new feed's existing items are only recorded (no flood on the first poll) unless the
+    # feed asks for backfill.
+    found = [
+        _match(rules, watchlist, f, new) if _alerts(rows[f.feed.id], f) else []
+        for f, new in zip(batch, stored, strict=True)
+    ]
+    stories = _stories(s, rules, batch, found)
     cooling = _CoolDown(s, watchlist)
     alerts: list[tuple[int, store.NewAlert]] = []  # (index in batch, alert)
     held: list[dict[str, int]] = []
-    for n, (f, new) in enumerate(zip(batch, stored, strict=True)):
-        # A new feed's existing items are only recorded (no flood on the first poll) unless
-        # the feed asks for backfill.
-        matched = _match(rules, watchlist, f, new, stories) if _alerts(rows[f.feed.id], f) else []
+    for n, (f, hits) in enumerate(zip(batch, found, strict=True)):
+        matched = [
+            new_alert(rules.channels, rule, item, hit, stories.get(item.id))
+            for item, rule, hit in hits
+        ]
         kept, held_back = cooling.apply(matched, f.now)
         alerts += [(n, a) for a in kept]
         held.append(held_back)
@@ -164,21 +171,30 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
 
 
 def _stories(
-    s: Session, rules: Rules, batch: Sequence[Fetched], stored: Sequence[Sequence[StoredItem]]
+    s: Session,
+    rules: Rules,
+    batch: Sequence[Fetched],
+    found: Sequence[Sequence[tuple[StoredItem, Rule, Hit]]],
 ) -> dict[int, str]:
-    """The story of every stored item: new ones through the story step, edited ones keep
-    theirs."""
-    new: list[StoredItem] = []
+    """The story of every item that is about to alert: new ones through the story step,
+    edited ones keep theirs. Only those: an item no rule matches never alerts, so its story
+    is never asked for, and the story step costs in proportion to the matches, not to the
+    items polled."""
+    new: dict[int, StoredItem] = {}
     sketches: dict[int, Sketch | None] = {}
-    for f, items in zip(batch, stored, strict=True):
-        for it in items:
+    edited: set[int] = set()
+    for f, hits in zip(batch, found, strict=True):
+        for it, _rule, _hit in hits:
             if it.changed:
-                continue
-            new.append(it)
-            made = f.sketches.get(it.data.guid, None) if f.sketches is not None else None
-            sketches[it.id] = made if f.sketches is not None else item_sketch(it.data)
-    out = folding.assign(s, new, sketches, max(f.now for f in batch), rules.story_window)
-    edited = [it.id for items in stored for it in items if it.changed]
+                edited.add(it.id)
+            elif it.id not in new:
+                new[it.id] = it
+                made = f.sketches or {}
+                guid = it.data.guid
+                sketches[it.id] = made[guid] if guid in made else item_sketch(it.data)
+    out = folding.assign(
+        s, list(new.values()), sketches, max(f.now for f in batch), rules.story_window
+    )
     out.update(store.item_stories(s, edited) if edited else {})
     return out
 
@@ -254,17 +270,14 @@ def next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> 
 
 
 def _match(
-    rules: Rules,
-    watchlist: Watchlist,
-    f: Fetched,
-    items: Sequence[StoredItem],
-    stories: Mapping[int, str],
-) -> list[store.NewAlert]:
+    rules: Rules, watchlist: Watchlist, f: Fetched, items: Sequence[StoredItem]
+) -> list[tuple[StoredItem, Rule, Hit]]:
+    """The hits that may alert: (item, rule, hit)."""
     by_id = {r.id: r for r in watchlist.rules}
     active_since = rules.active_since()
     # The worker's hits, unless the rules changed since it matched.
     made = f.hits if f.hits is not None and f.hits_by == watchlist.version else None
-    out: list[store.NewAlert] = []
+    out: list[tuple[StoredItem, Rule, Hit]] = []
     for item in items:
         hits = (
             made.get(item.data.guid, []) if made is not None
@@ -277,8 +290,7 @@ def _match(
             since = active_since.get(rule.id)
             if since is None or item.first_seen_at < since:
                 continue
-            story = stories.get(item.id)
-            out.append(new_alert(rules.channels, rule, item, hit, story))
+            out.append((item, rule, hit))
     return out
 
 
