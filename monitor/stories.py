@@ -1,0 +1,347 @@
+"""Story identity: is this item a copy or a light rewrite of one already seen? (pure, no I/O)
+
+`sketch(title, text)` turns an item into a `Sketch`: LSH band keys, which the store indexes
+to find candidates, and a compact signature, which `same_story` compares. The design, the
+parameters and the measurements that chose them are in docs/design.md, "Stories".
+
+1. Cleaning. Wire markup (`[USN:… TEXT:"…"]`), credit lines ("Reporting by …; Editing by …",
+   "Source: Reuters"), datelines ("SEOUL, May 9 (Yonhap) --", "(Reuters) -", "CAIRO:"),
+   timestamp lines and site boilerplate ("Join the mailing list", "The post … appeared first
+   on …", "Click here to …", "Sign up for …") are removed before anything is hashed: they are
+   shared by different stories of one publisher and differ between copies of one story.
+   Headline suffixes (" | World", " - Seoul", " - BBC News") and prefixes ("UPDATE 2-",
+   "WATCH:") are cut from the title.
+2. Folding. Case and accents folded, "U.S." = "US", months and numbers in one spelling
+   ("February" = "Feb", "2.00" = "2", "1,800" = "1800", "two" = "2").
+3. Body: word 3-shingles of the first `MAX_TOKENS` tokens, hashed once per token with
+   blake2b (keyed, so never Python's randomised `hash()`), combined and mixed with
+   splitmix64, then MinHash with `PERMS` multiply-shift permutations in numpy. The signature
+   keeps the low 16 bits of each value (b-bit MinHash); the band keys use all 32.
+4. Title: the set of folded title words (blake2b, 32 bits), compared by overlap.
+5. Facts: the numbers, number words, weekdays and months of the title and body. A fact that
+   only one side has is an addition; a fact of A's lead missing from all of B *and* one of
+   B's lead missing from all of A is a substitution ("two missiles on Tuesday" against
+   "three missiles on Thursday"): another report, whatever the text similarity says.
+
+`same_story` is precision first: similar bodies *and* similar titles, or near-identical bodies,
+and never a substituted fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.normalize import strip_accents
+
+# --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
+SHINGLE = 3  # words per shingle
+PERMS = 128  # MinHash permutations
+BANDS = 32  # LSH bands of ROWS values each: candidate threshold ~ (1/BANDS) ** (1/ROWS)
+ROWS = PERMS // BANDS
+MAX_TOKENS = 600  # body words hashed: the lead and more; the tail of a long story adds nothing
+MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch() is None
+LEAD_TOKENS = 60  # the facts of the lead are the ones a substitution is looked for in
+MAX_FACTS = 96
+MAX_TITLE_WORDS = 32
+
+BODY_SAME = 0.45  # body Jaccard enough when the titles agree
+TITLE_SAME = 0.6  # title word overlap (|A & B| / min(|A|, |B|)) for "the titles agree"
+BODY_ALONE = 0.85  # body Jaccard enough whatever the titles say (a headline rewritten)
+
+_VERSION = 1
+_KEY = b"monitor.stories.v1"
+_MASK64 = (1 << 64) - 1
+
+
+def _u64(label: str) -> int:
+    return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8, key=_KEY).digest(), "little")
+
+
+# multiply-shift permutations: odd multipliers, any offsets, derived from blake2b so that they
+# are the same in every process and every numpy version
+_A = np.array([_u64(f"a{i}") | 1 for i in range(PERMS)], dtype=np.uint64)
+_B = np.array([_u64(f"b{i}") for i in range(PERMS)], dtype=np.uint64)
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+# --- cleaning ------------------------------------------------------------------------------
+_WIRE_MARKUP = re.compile(r'\[USN:\S+ TEXT:"(.*?)"\]')
+_CREDIT = re.compile(
+    r"[(\[]?\s*(?:(?:additional |compiled |)reporting|writing|editing|edited|compiled|"
+    r"translated|production|graphics?) by\b[^\n]{0,300}$",
+    re.I,
+)
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Za-z.'/-]*(?:[ /][A-Z][A-Za-z.'-]*){0,3}"  # SEOUL, CAIRO/WASHINGTON, NEW YORK
+    r"(?:,\s*[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:,\s*\d{4})?)?"  # , May 9
+    r"\s*)?"
+    r"(?:\((?:Reuters|AP|AFP|Yonhap|UPI|Xinhua|dpa|Bloomberg|IANS|PTI|KCNA|\w{2,10})\)\s*)?"
+    r"(?:--|-|–|—|:)\s+"
+)
+_LINE_BOILERPLATE = re.compile(
+    r"(?:"
+    r"source:\s*\S.{0,40}|"
+    r"(?:join|sign up for|subscribe to) (?:the|our) (?:mailing list|newsletters?)\b.{0,120}|"
+    r"(?:sign up|subscribe)\b.{0,120}|"
+    r"(?:click|tap) here\b.{0,160}|"
+    r"the post .{1,300} appeared first on .{1,120}|"
+    r"(?:continue|keep) reading\b.{0,60}|"
+    r"read (?:more|the full (?:story|article)|a summary)\b.{0,80}|"
+    r"(?:follow|like) us on\b.{0,80}|"
+    r"(?:related|related topics|also worth reading|see also|also read|read also|more):?|"
+    r"(?:copyright\s*)?(?:©|\(c\)|copyright)\s.{0,120}|all rights reserved\W*|"
+    r"(?:advertisement|sponsored|show (?:more|less)|content is loading\W*|"
+    r"expand to read the full story|download here|join here|subscribe here)|"
+    r"(?:get|add|set) [\w ]{1,30} (?:app|alerts|as (?:a|your) .{0,80}).{0,120}|"
+    r"\d{1,2} \w{3,9} \d{4} \d{1,2}[:.]\d{2}\s*(?:am|pm)?(?: \(updated: .{5,40}\))?|"
+    r"(?:updated|published|posted|last updated):? .{0,60}"
+    r")",
+    re.I,
+)
+_TITLE_SUFFIX = re.compile(r"\s+(?:\||-|–|—|::)\s+[^|\-–—]{1,40}$")
+_TITLE_PREFIX = re.compile(
+    r"^(?:(?:update|corrected|refile|exclusive|breaking|watch|live|video|analysis|explainer)"
+    r"(?:\s*\d+)?\s*[-:–—]\s*)+",
+    re.I,
+)
+
+# --- folding -------------------------------------------------------------------------------
+_ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+_SENTENCE_BREAK = re.compile(r"[.!?:;\"“”\n(]")
+_TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+")
+_MONTHS = {
+    "january": "jan", "february": "feb", "march": "mar", "april": "apr", "june": "jun",
+    "july": "jul", "august": "aug", "september": "sep", "sept": "sep", "october": "oct",
+    "november": "nov", "december": "dec",
+}  # fmt: skip
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+} | {"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th"}
+_FACT_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday yesterday today tomorrow "
+    "jan feb mar apr may jun jul aug sep oct nov dec".split()
+)
+_NOT_NAMES = frozenset("i the a an it he she they we this that president minister".split())
+_TITLE_STOP = frozenset("a an the of in on at to for and or by with from as is are its says".split())
+
+
+def _norm(tok: str) -> str:
+    if tok[0].isdigit():
+        tok = tok.replace(",", "")
+        for zeros in (".00", ":00", ".0"):
+            if tok.endswith(zeros):
+                return tok[: -len(zeros)]
+        return tok
+    tok = tok.casefold()
+    return _MONTHS.get(tok, tok)
+
+
+def _fold(text: str) -> list[str]:
+    """Folded tokens: words and numbers, case and accents folded, one spelling of each."""
+    text = _ABBREV.sub(lambda m: m.group(0).replace(".", ""), strip_accents(text))
+    return [_norm(tok) for tok in _TOKEN.findall(text)]
+
+
+def _fold_names(text: str) -> tuple[list[str], list[bool]]:
+    """`_fold`, and for each token whether it is a name: capitalised, not a sentence's first."""
+    text = _ABBREV.sub(lambda m: m.group(0).replace(".", ""), strip_accents(text))
+    tokens: list[str] = []
+    names: list[bool] = []
+    end = 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0)
+        between = text[end : m.start()]
+        end = m.end()
+        tokens.append(_norm(tok))
+        names.append(
+            bool(tokens[:-1])
+            and tok[0].isupper()
+            and len(tok) > 1
+            and not _SENTENCE_BREAK.search(between)
+        )
+    return tokens, names
+
+
+def clean_title(title: str) -> str:
+    """The headline without a site or section suffix and without a wire prefix."""
+    title = _TITLE_PREFIX.sub("", title.strip())
+    while (cut := _TITLE_SUFFIX.sub("", title)) != title and len(cut.split()) >= 4:
+        title = cut
+    return title
+
+
+def clean_body(text: str) -> str:
+    """The body without wire markup, credit lines, datelines and site boilerplate."""
+    text = _WIRE_MARKUP.sub(r"\1", text)
+    kept = []
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or _LINE_BOILERPLATE.fullmatch(line):
+            continue
+        line = _CREDIT.sub("", _DATELINE.sub("", line, count=1)).strip()
+        if line:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _fact(tok: str, name: bool = False) -> str | None:
+    if tok[0].isdigit() or tok in _FACT_WORDS:
+        return tok
+    if name and tok not in _NOT_NAMES:
+        return tok
+    return _NUMBER_WORDS.get(tok)
+
+
+# --- hashing -------------------------------------------------------------------------------
+_TOKEN_CACHE: dict[str, int] = {}
+_CACHE_MAX = 200_000
+
+
+def _token_hash(tok: str) -> int:
+    h = _TOKEN_CACHE.get(tok)
+    if h is None:
+        if len(_TOKEN_CACHE) >= _CACHE_MAX:
+            _TOKEN_CACHE.clear()
+        h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8, key=_KEY).digest(), "little")
+        _TOKEN_CACHE[tok] = h
+    return h
+
+
+def _h32(tok: str) -> int:
+    return _token_hash(tok) >> 32
+
+
+def _shingles(tokens: list[str]) -> np.ndarray:
+    t = np.fromiter((_token_hash(w) for w in tokens), dtype=np.uint64, count=len(tokens))
+    k = SHINGLE
+    with np.errstate(over="ignore"):
+        s = t[: len(t) - k + 1].copy()
+        for i in range(1, k):
+            s = s * _K1 + t[i : len(t) - k + 1 + i] * _K2
+        s ^= s >> np.uint64(30)  # splitmix64 finaliser: every input bit reaches the top bits
+        s *= _M1
+        s ^= s >> np.uint64(27)
+        s *= _M2
+        s ^= s >> np.uint64(31)
+    return np.unique(s)
+
+
+def _minhash(shingles: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        values = (shingles[:, None] * _A[None, :] + _B[None, :]) >> np.uint64(32)
+    return values.min(axis=0).astype(np.uint32)
+
+
+# --- the sketch ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Sketch:
+    """What story identity keeps of an item: `bands` to find candidates, the rest to judge."""
+
+    bands: tuple[str, ...]  # "07:3fa9c2d41b0e": band index, 48 bits of the band's values
+    sig: tuple[int, ...]  # PERMS MinHash values of the body, low 16 bits
+    size: int  # distinct body shingles
+    title: frozenset[int]  # folded title words, 32-bit hashes
+    lead_facts: frozenset[int]  # numbers/dates of the title and the body's lead
+    facts: frozenset[int]  # numbers/dates of the title and the body
+
+    def dumps(self) -> bytes:
+        """Everything `same_story` needs (the bands are stored apart, as keys)."""
+        head = struct.pack(
+            "<BHHBBB", _VERSION, len(self.sig), min(self.size, 65535), len(self.title),
+            len(self.lead_facts), len(self.facts),
+        )  # fmt: skip
+        return b"".join(
+            (
+                head,
+                struct.pack(f"<{len(self.sig)}H", *self.sig),
+                struct.pack(f"<{len(self.title)}I", *sorted(self.title)),
+                struct.pack(f"<{len(self.lead_facts)}I", *sorted(self.lead_facts)),
+                struct.pack(f"<{len(self.facts)}I", *sorted(self.facts)),
+            )
+        )
+
+    @classmethod
+    def loads(cls, data: bytes) -> Sketch:
+        version, n_sig, size, n_title, n_lead, n_facts = struct.unpack_from("<BHHBBB", data)
+        if version != _VERSION:
+            raise ValueError(f"sketch version {version}, expected {_VERSION}")
+        at = struct.calcsize("<BHHBBB")
+        sig = struct.unpack_from(f"<{n_sig}H", data, at)
+        at += 2 * n_sig
+        parts = []
+        for n in (n_title, n_lead, n_facts):
+            parts.append(frozenset(struct.unpack_from(f"<{n}I", data, at)))
+            at += 4 * n
+        return cls((), tuple(sig), size, parts[0], parts[1], parts[2])
+
+
+def sketch(title: str, text: str) -> Sketch | None:
+    """None when there is too little text to judge (then only exact identity applies)."""
+    body, names = _fold_names(clean_body(text))
+    body, names = body[:MAX_TOKENS], names[:MAX_TOKENS]
+    if len(body) < MIN_TOKENS:
+        return None
+    head = _fold(clean_title(title))
+    shingles = _shingles(body)
+    sig = _minhash(shingles)
+    bands = tuple(
+        f"{i:02d}:{hashlib.blake2b(sig[i * ROWS : (i + 1) * ROWS].tobytes(), digest_size=6).hexdigest()}"
+        for i in range(BANDS)
+    )
+    lead = [f for tok in head if (f := _fact(tok))]
+    lead += [f for tok, nm in zip(body[:LEAD_TOKENS], names, strict=False) if (f := _fact(tok, nm))]
+    facts = lead + [
+        f
+        for tok, nm in zip(body[LEAD_TOKENS:], names[LEAD_TOKENS:], strict=True)
+        if (f := _fact(tok, nm))
+    ]
+    return Sketch(
+        bands=bands,
+        sig=tuple(int(v) & 0xFFFF for v in sig),
+        size=len(shingles),
+        title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
+        lead_facts=frozenset(_h32("#" + f) for f in dict.fromkeys(lead[:MAX_FACTS])),
+        facts=frozenset(_h32("#" + f) for f in list(dict.fromkeys(facts))[:MAX_FACTS]),
+    )
+
+
+def body_similarity(a: Sketch, b: Sketch) -> float:
+    """Estimated Jaccard similarity of the body shingles (b-bit MinHash, corrected)."""
+    n = min(len(a.sig), len(b.sig))
+    if n == 0:
+        return 0.0
+    agree = sum(x == y for x, y in zip(a.sig, b.sig, strict=False)) / n
+    chance = 1 / 65536
+    return max(0.0, (agree - chance) / (1 - chance))
+
+
+def title_similarity(a: Sketch, b: Sketch) -> float:
+    """Overlap of the title words: |A & B| / min(|A|, |B|), 0 when either has fewer than 2."""
+    if min(len(a.title), len(b.title)) < 2:
+        return 0.0
+    return len(a.title & b.title) / min(len(a.title), len(b.title))
+
+
+def facts_conflict(a: Sketch, b: Sketch) -> bool:
+    """A number or date of each lead that the other story does not have anywhere."""
+    return bool(a.lead_facts - b.facts) and bool(b.lead_facts - a.facts)
+
+
+def same_story(a: Sketch, b: Sketch) -> bool:
+    """Precision first: True only when a and b are copies/light rewrites of one report."""
+    if facts_conflict(a, b):
+        return False
+    body = body_similarity(a, b)
+    return body >= BODY_ALONE or (body >= BODY_SAME and title_similarity(a, b) >= TITLE_SAME)
