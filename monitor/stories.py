@@ -29,6 +29,7 @@ and never a substituted fact.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import struct
@@ -51,7 +52,8 @@ MAX_TITLE_WORDS = 32
 
 BODY_SAME = 0.45  # body Jaccard enough when the titles agree
 TITLE_SAME = 0.6  # title word overlap (|A & B| / min(|A|, |B|)) for "the titles agree"
-BODY_ALONE = 0.85  # body Jaccard enough whatever the titles say (a headline rewritten)
+BODY_ALONE = 0.85  # body Jaccard enough with titles that only share a few words
+TITLE_FLOOR = 0.25  # below this the titles are of two stories, whatever the bodies share
 
 _VERSION = 1
 _KEY = b"monitor.stories.v1"
@@ -245,46 +247,47 @@ def _minhash(shingles: np.ndarray) -> np.ndarray:
 
 
 # --- the sketch ----------------------------------------------------------------------------
+_HEAD = struct.Struct("<BHHBBB")
+
+
 @dataclass(frozen=True, slots=True)
 class Sketch:
     """What story identity keeps of an item: `bands` to find candidates, the rest to judge."""
 
     bands: tuple[str, ...]  # "07:3fa9c2d41b0e": band index, 48 bits of the band's values
-    sig: tuple[int, ...]  # PERMS MinHash values of the body, low 16 bits
-    size: int  # distinct body shingles
-    title: frozenset[int]  # folded title words, 32-bit hashes
-    lead_facts: frozenset[int]  # numbers/dates of the title and the body's lead
-    facts: frozenset[int]  # numbers/dates of the title and the body
+    sig: tuple[int, ...] = ()  # PERMS MinHash values of the body, low 16 bits
+    size: int = 0  # distinct body shingles
+    title: frozenset[int] = frozenset()  # folded title words, 32-bit hashes
+    facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (hashes)
+    lead: int = 0  # how many of `facts` are the title's and the lead's
 
     def dumps(self) -> bytes:
         """Everything `same_story` needs (the bands are stored apart, as keys)."""
-        head = struct.pack(
-            "<BHHBBB", _VERSION, len(self.sig), min(self.size, 65535), len(self.title),
-            len(self.lead_facts), len(self.facts),
+        head = _HEAD.pack(
+            _VERSION, len(self.sig), min(self.size, 65535), len(self.title), len(self.facts),
+            self.lead,
         )  # fmt: skip
         return b"".join(
             (
                 head,
                 struct.pack(f"<{len(self.sig)}H", *self.sig),
                 struct.pack(f"<{len(self.title)}I", *sorted(self.title)),
-                struct.pack(f"<{len(self.lead_facts)}I", *sorted(self.lead_facts)),
-                struct.pack(f"<{len(self.facts)}I", *sorted(self.facts)),
+                struct.pack(f"<{len(self.facts)}I", *self.facts),
             )
         )
 
     @classmethod
     def loads(cls, data: bytes) -> Sketch:
-        version, n_sig, size, n_title, n_lead, n_facts = struct.unpack_from("<BHHBBB", data)
+        version, n_sig, size, n_title, n_facts, lead = _HEAD.unpack_from(data)
         if version != _VERSION:
             raise ValueError(f"sketch version {version}, expected {_VERSION}")
-        at = struct.calcsize("<BHHBBB")
+        at = _HEAD.size
         sig = struct.unpack_from(f"<{n_sig}H", data, at)
         at += 2 * n_sig
-        parts = []
-        for n in (n_title, n_lead, n_facts):
-            parts.append(frozenset(struct.unpack_from(f"<{n}I", data, at)))
-            at += 4 * n
-        return cls((), tuple(sig), size, parts[0], parts[1], parts[2])
+        title = frozenset(struct.unpack_from(f"<{n_title}I", data, at))
+        at += 4 * n_title
+        facts = struct.unpack_from(f"<{n_facts}I", data, at)
+        return cls((), tuple(sig), size, title, tuple(facts), lead)
 
 
 def sketch(title: str, text: str) -> Sketch | None:
@@ -302,18 +305,19 @@ def sketch(title: str, text: str) -> Sketch | None:
     )
     lead = [f for tok in head if (f := _fact(tok))]
     lead += [f for tok, nm in zip(body[:LEAD_TOKENS], names, strict=False) if (f := _fact(tok, nm))]
-    facts = lead + [
+    rest = [
         f
         for tok, nm in zip(body[LEAD_TOKENS:], names[LEAD_TOKENS:], strict=True)
         if (f := _fact(tok, nm))
     ]
+    facts = tuple(_h32("#" + f) for f in (lead + rest)[:MAX_FACTS])
     return Sketch(
         bands=bands,
         sig=tuple(int(v) & 0xFFFF for v in sig),
         size=len(shingles),
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
-        lead_facts=frozenset(_h32("#" + f) for f in dict.fromkeys(lead[:MAX_FACTS])),
-        facts=frozenset(_h32("#" + f) for f in list(dict.fromkeys(facts))[:MAX_FACTS]),
+        facts=facts,
+        lead=min(len(lead), MAX_FACTS),
     )
 
 
@@ -335,13 +339,25 @@ def title_similarity(a: Sketch, b: Sketch) -> float:
 
 
 def facts_conflict(a: Sketch, b: Sketch) -> bool:
-    """A number or date of each lead that the other story does not have anywhere."""
-    return bool(a.lead_facts - b.facts) and bool(b.lead_facts - a.facts)
+    """A fact substituted in the title or the lead: aligned in order, the two sequences of
+    facts have a stretch where each side has something the other has not there ("two ...
+    Tuesday ... Pyongyang" against "three ... Thursday ... Wonsan"). An addition or a removal
+    (a sentence added, trimmed, a caption) is an insertion or a deletion, not a substitution."""
+    if not (a.lead and b.lead):
+        return False
+    matcher = difflib.SequenceMatcher(None, a.facts, b.facts, autojunk=False)
+    return any(
+        op == "replace" and (i1 < a.lead or j1 < b.lead)
+        for op, i1, _i2, j1, _j2 in matcher.get_opcodes()
+    )
 
 
 def same_story(a: Sketch, b: Sketch) -> bool:
     """Precision first: True only when a and b are copies/light rewrites of one report."""
-    if facts_conflict(a, b):
-        return False
     body = body_similarity(a, b)
-    return body >= BODY_ALONE or (body >= BODY_SAME and title_similarity(a, b) >= TITLE_SAME)
+    if body < BODY_SAME:
+        return False
+    title = title_similarity(a, b)
+    if not (title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)):
+        return False
+    return not facts_conflict(a, b)
