@@ -30,6 +30,7 @@ and never a substituted fact.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 import struct
@@ -45,6 +46,7 @@ PERMS = 128  # MinHash permutations
 BANDS = 32  # LSH bands of ROWS values each: candidate threshold ~ (1/BANDS) ** (1/ROWS)
 ROWS = PERMS // BANDS
 MAX_TOKENS = 600  # body words hashed: the lead and more; the tail of a long story adds nothing
+MIN_LINE_WORDS = 4  # shorter lines of the body are dropped
 MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch() is None
 LEAD_TOKENS = 60  # the facts of the lead are the ones a substitution is looked for in
 MAX_FACTS = 96
@@ -66,8 +68,9 @@ def _u64(label: str) -> int:
 
 # multiply-shift permutations: odd multipliers, any offsets, derived from blake2b so that they
 # are the same in every process and every numpy version
-_A = np.array([_u64(f"a{i}") | 1 for i in range(PERMS)], dtype=np.uint64)
-_B = np.array([_u64(f"b{i}") for i in range(PERMS)], dtype=np.uint64)
+_MAX_PERMS = 256  # bench/stories.py tries other numbers of permutations
+_A = np.array([_u64(f"a{i}") | 1 for i in range(_MAX_PERMS)], dtype=np.uint64)
+_B = np.array([_u64(f"b{i}") for i in range(_MAX_PERMS)], dtype=np.uint64)
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -76,9 +79,9 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 # --- cleaning ------------------------------------------------------------------------------
 _WIRE_MARKUP = re.compile(r'\[USN:\S+ TEXT:"(.*?)"\]')
-_CREDIT = re.compile(
-    r"[(\[]?\s*(?:(?:additional |compiled |)reporting|writing|editing|edited|compiled|"
-    r"translated|production|graphics?) by\b[^\n]{0,300}$",
+_CREDIT = re.compile(  # at the line's start, after a sentence, or in brackets; to the end
+    r"(?:^|(?<=[.!?\"”])\s+|\s*[(\[])(?:additional |)(?:reporting|writing|editing|edited|"
+    r"translated|compiled) by\b[^\n]{0,300}$",
     re.I,
 )
 _DATELINE = re.compile(
@@ -108,6 +111,7 @@ _LINE_BOILERPLATE = re.compile(
     r")",
     re.I,
 )
+_BOILERPLATE_MAX = 420  # longer lines are story text: the patterns are not even tried
 _TITLE_SUFFIX = re.compile(r"\s+(?:\||-|–|—|::)\s+[^|\-–—]{1,40}$")
 _TITLE_PREFIX = re.compile(
     r"^(?:(?:update|corrected|refile|exclusive|breaking|watch|live|video|analysis|explainer)"
@@ -119,6 +123,7 @@ _TITLE_PREFIX = re.compile(
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _SENTENCE_BREAK = re.compile(r"[.!?:;\"“”\n(]")
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+")
+_SEP_TOKEN = re.compile(r"(\W*)(\d+(?:[.,:]\d+)*|[^\W\d_]+)")
 _MONTHS = {
     "january": "jan", "february": "feb", "march": "mar", "april": "apr", "june": "jun",
     "july": "jul", "august": "aug", "september": "sep", "sept": "sep", "october": "oct",
@@ -139,6 +144,7 @@ _NOT_NAMES = frozenset("i the a an it he she they we this that president ministe
 _TITLE_STOP = frozenset("a an the of in on at to for and or by with from as is are its says".split())
 
 
+@functools.lru_cache(maxsize=100_000)
 def _norm(tok: str) -> str:
     if tok[0].isdigit():
         tok = tok.replace(",", "")
@@ -159,20 +165,15 @@ def _fold(text: str) -> list[str]:
 def _fold_names(text: str) -> tuple[list[str], list[bool]]:
     """`_fold`, and for each token whether it is a name: capitalised, not a sentence's first."""
     text = _ABBREV.sub(lambda m: m.group(0).replace(".", ""), strip_accents(text))
-    tokens: list[str] = []
-    names: list[bool] = []
-    end = 0
-    for m in _TOKEN.finditer(text):
-        tok = m.group(0)
-        between = text[end : m.start()]
-        end = m.end()
-        tokens.append(_norm(tok))
-        names.append(
-            bool(tokens[:-1])
-            and tok[0].isupper()
-            and len(tok) > 1
-            and not _SENTENCE_BREAK.search(between)
-        )
+    pairs = _SEP_TOKEN.findall(text)
+    tokens = [_norm(tok) for _, tok in pairs]
+    names = [
+        i > 0
+        and tok[0].isupper()
+        and len(tok) > 1
+        and (sep == " " or not _SENTENCE_BREAK.search(sep))
+        for i, (sep, tok) in enumerate(pairs)
+    ]
     return tokens, names
 
 
@@ -190,9 +191,14 @@ def clean_body(text: str) -> str:
     kept = []
     for raw in text.split("\n"):
         line = raw.strip()
-        if not line or _LINE_BOILERPLATE.fullmatch(line):
+        if line.count(" ") < MIN_LINE_WORDS - 1:
+            continue  # a short line is a label, a menu, a widget, not story text
+        if len(line) <= _BOILERPLATE_MAX and _LINE_BOILERPLATE.fullmatch(line):
             continue
-        line = _CREDIT.sub("", _DATELINE.sub("", line, count=1)).strip()
+        if line[0].isupper() or line[0] == "(":
+            line = _DATELINE.sub("", line, count=1)
+        if " by " in line or " By " in line:
+            line = _CREDIT.sub("", line).strip()
         if line:
             kept.append(line)
     return "\n".join(kept)
@@ -225,9 +231,9 @@ def _h32(tok: str) -> int:
     return _token_hash(tok) >> 32
 
 
-def _shingles(tokens: list[str]) -> np.ndarray:
+def shingle_hashes(tokens: list[str], k: int = SHINGLE) -> np.ndarray:
+    """The distinct 64-bit hashes of the k-word shingles of `tokens`."""
     t = np.fromiter((_token_hash(w) for w in tokens), dtype=np.uint64, count=len(tokens))
-    k = SHINGLE
     with np.errstate(over="ignore"):
         s = t[: len(t) - k + 1].copy()
         for i in range(1, k):
@@ -240,9 +246,11 @@ def _shingles(tokens: list[str]) -> np.ndarray:
     return np.unique(s)
 
 
-def _minhash(shingles: np.ndarray) -> np.ndarray:
+def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
+    """MinHash signature (uint32) of shingle hashes: multiply-shift, the top 32 bits."""
+    a, b = _A[:perms], _B[:perms]
     with np.errstate(over="ignore"):
-        values = (shingles[:, None] * _A[None, :] + _B[None, :]) >> np.uint64(32)
+        values = (shingles[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)
     return values.min(axis=0).astype(np.uint32)
 
 
@@ -290,19 +298,28 @@ class Sketch:
         return cls((), tuple(sig), size, title, tuple(facts), lead)
 
 
+def band_keys(sig: np.ndarray, bands: int = BANDS) -> tuple[str, ...]:
+    """LSH band keys of a signature: "07:" (the band) + 48 bits of blake2b of its values.
+    The band's index is in the key, so equal values at two positions are two keys."""
+    rows = len(sig) // bands
+    values = sig.astype("<u4")
+    return tuple(
+        f"{i:02d}:{hashlib.blake2b(values[i * rows : (i + 1) * rows].tobytes(), digest_size=6).hexdigest()}"
+        for i in range(bands)
+    )
+
+
 def sketch(title: str, text: str) -> Sketch | None:
     """None when there is too little text to judge (then only exact identity applies)."""
-    body, names = _fold_names(clean_body(text))
+    # MAX_TOKENS words are rarely more than 12 characters each: fold no more than that
+    body, names = _fold_names(clean_body(text[: MAX_TOKENS * 12]))
     body, names = body[:MAX_TOKENS], names[:MAX_TOKENS]
     if len(body) < MIN_TOKENS:
         return None
     head = _fold(clean_title(title))
-    shingles = _shingles(body)
-    sig = _minhash(shingles)
-    bands = tuple(
-        f"{i:02d}:{hashlib.blake2b(sig[i * ROWS : (i + 1) * ROWS].tobytes(), digest_size=6).hexdigest()}"
-        for i in range(BANDS)
-    )
+    shingles = shingle_hashes(body)
+    sig = minhash(shingles)
+    bands = band_keys(sig)
     lead = [f for tok in head if (f := _fact(tok))]
     lead += [f for tok, nm in zip(body[:LEAD_TOKENS], names, strict=False) if (f := _fact(tok, nm))]
     rest = [
@@ -313,7 +330,7 @@ def sketch(title: str, text: str) -> Sketch | None:
     facts = tuple(_h32("#" + f) for f in (lead + rest)[:MAX_FACTS])
     return Sketch(
         bands=bands,
-        sig=tuple(int(v) & 0xFFFF for v in sig),
+        sig=tuple((sig & 0xFFFF).tolist()),
         size=len(shingles),
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
         facts=facts,
