@@ -309,17 +309,36 @@ def band_keys(sig: np.ndarray, bands: int = BANDS) -> tuple[str, ...]:
     )
 
 
-def sketch(title: str, text: str) -> Sketch | None:
-    """None when there is too little text to judge (then only exact identity applies)."""
+def body_tokens(text: str) -> tuple[list[str], list[bool]]:
+    """The folded tokens of the cleaned body (at most MAX_TOKENS) and which are names."""
     # MAX_TOKENS words are rarely more than 12 characters each: fold no more than that
     body, names = _fold_names(clean_body(text[: MAX_TOKENS * 12]))
-    body, names = body[:MAX_TOKENS], names[:MAX_TOKENS]
+    return body[:MAX_TOKENS], names[:MAX_TOKENS]
+
+
+def sketch(title: str, text: str) -> Sketch | None:
+    """None when there is too little text to judge (then only exact identity applies)."""
+    return sketch_with(title, text)
+
+
+def sketch_with(
+    title: str, text: str, shingle: int = SHINGLE, perms: int = PERMS, bands: int = BANDS
+) -> Sketch | None:
+    """`sketch` with other parameters (bench/stories.py measures them)."""
+    body, names = body_tokens(text)
     if len(body) < MIN_TOKENS:
         return None
+    shingles = shingle_hashes(body, shingle)
+    sig = minhash(shingles, perms)
+    return assemble(title, body, names, band_keys(sig, bands), sig, len(shingles))
+
+
+def assemble(
+    title: str, body: list[str], names: list[bool], bands: tuple[str, ...], sig: np.ndarray,
+    size: int,
+) -> Sketch:  # fmt: skip
+    """The sketch of an item from its body's signature and band keys, however made."""
     head = _fold(clean_title(title))
-    shingles = shingle_hashes(body)
-    sig = minhash(shingles)
-    bands = band_keys(sig)
     lead = [f for tok in head if (f := _fact(tok))]
     lead += [f for tok, nm in zip(body[:LEAD_TOKENS], names, strict=False) if (f := _fact(tok, nm))]
     rest = [
@@ -327,13 +346,12 @@ def sketch(title: str, text: str) -> Sketch | None:
         for tok, nm in zip(body[LEAD_TOKENS:], names[LEAD_TOKENS:], strict=True)
         if (f := _fact(tok, nm))
     ]
-    facts = tuple(_h32("#" + f) for f in (lead + rest)[:MAX_FACTS])
     return Sketch(
         bands=bands,
         sig=tuple((sig & 0xFFFF).tolist()),
-        size=len(shingles),
+        size=size,
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
-        facts=facts,
+        facts=tuple(_h32("#" + f) for f in (lead + rest)[:MAX_FACTS]),
         lead=min(len(lead), MAX_FACTS),
     )
 
