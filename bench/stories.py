@@ -110,8 +110,12 @@ def datasketch_sketcher(perms: int = 128, threshold: float = 0.5) -> tuple[Sketc
         m = MinHash(num_perm=perms)
         m.update_batch(list(grams))
         sig = m.hashvalues.astype(np.uint32)
-        return stories.assemble(title, body, names, stories.band_keys(sig[: b * r], b), sig,
-                                len(grams))  # fmt: skip
+        lead = MinHash(num_perm=stories.LEAD_PERMS)
+        lead.update_batch([" ".join(body[i : i + 3]).encode() for i in range(min(stories.LEAD_SHINGLES, len(body) - 2))])
+        lead_sig = lead.hashvalues.astype(np.uint32)
+        keys = stories.band_keys(sig[: b * r], b) + stories.band_keys(lead_sig, 8, "L")
+        return stories.assemble(title, body, names, keys + stories.title_key(title), sig,
+                                len(grams), lead_sig)  # fmt: skip
 
     return make, f"datasketch MinHash({perms}) + MinHashLSH(threshold={threshold}: {b}x{r})"
 
@@ -121,7 +125,8 @@ _BITS = (np.uint64(1) << np.arange(64, dtype=np.uint64)).astype(np.uint64)
 
 def simhash_sketcher(bands: int = 4) -> Sketcher:
     """64-bit SimHash of the shingle hashes, stored as 4 x 16-bit words in `sig`; band keys
-    are the 16-bit words (pigeonhole: Hamming distance <= 3 shares a band)."""
+    are the 16-bit words (pigeonhole: Hamming distance <= 3 shares a band) and the title key.
+    No lead signature: the summary-only path is MinHash's."""
 
     def make(title: str, text: str) -> Sketch | None:
         body, names = stories.body_tokens(text)
@@ -132,7 +137,8 @@ def simhash_sketcher(bands: int = 4) -> Sketcher:
         value = int(sum(1 << i for i in range(64) if bits[i]))
         words = np.array([(value >> (16 * i)) & 0xFFFF for i in range(4)], dtype=np.uint32)
         s = stories.assemble(title, body, names, (), words, len(sh))
-        return replace(s, bands=tuple(f"{i:02d}:{int(w):04x}" for i, w in enumerate(words)))
+        keys = tuple(f"{i:02d}:{int(w):04x}" for i, w in enumerate(words))
+        return replace(s, bands=keys + stories.title_key(title))
 
     return make
 
@@ -144,21 +150,31 @@ def simhash_similarity(a: Sketch, b: Sketch) -> float:
 
 
 def judge_with(
-    similarity: Callable[[Sketch, Sketch], float], body_same: float, body_alone: float,
+    similarity: Callable[[Sketch, Sketch], float] = stories.body_similarity,
+    body_same: float = stories.BODY_SAME,
+    title: bool = True,
+    lead: bool = True,
     facts: bool = True,
-) -> Judge:  # fmt: skip
-    """`same_story` with another similarity or thresholds; body_alone == body_same drops the
-    title guard (the floor too), facts=False the facts guard."""
+) -> Judge:
+    """`same_story` with another similarity or threshold, or without a guard: title=False
+    drops the title guard (body similarity alone decides), lead=False the summary-only path,
+    facts=False the facts guard."""
 
     def judge(a: Sketch, b: Sketch) -> bool:
         body = similarity(a, b)
-        if body < body_same:
-            return False
-        title = stories.title_similarity(a, b)
-        floor = stories.TITLE_FLOOR if body_alone > body_same else 0.0
-        if not (title >= stories.TITLE_SAME or (body >= body_alone and title >= floor)):
-            return False
-        return not (facts and stories.facts_conflict(a, b))
+        t = stories.title_similarity(a, b)
+        by_body = body >= body_same and (
+            not title
+            or t >= stories.TITLE_SAME
+            or (body >= max(body_same, stories.BODY_ALONE) and t >= stories.TITLE_FLOOR)
+        )
+        by_lead = (
+            lead
+            and t >= stories.TITLE_LEAD
+            and min(a.size, b.size) <= stories.LEAD_ONLY_MAX
+            and stories.lead_containment(a, b) >= stories.LEAD_SAME
+        )
+        return (by_body or by_lead) and not (facts and stories.facts_conflict(a, b))
 
     return judge
 
@@ -179,21 +195,21 @@ def main() -> None:
 
     # what each guard is worth: the same scheme without it
     for label, judge in (
-        ("without the facts guard",
-         judge_with(stories.body_similarity, stories.BODY_SAME, stories.BODY_ALONE, facts=False)),
-        ("without the title guard",
-         judge_with(stories.body_similarity, stories.BODY_SAME, stories.BODY_SAME)),
-        ("body similarity alone",
-         judge_with(stories.body_similarity, stories.BODY_SAME, stories.BODY_SAME, facts=False)),
-    ):  # fmt: skip
+        ("without the facts guard", judge_with(facts=False)),
+        ("without the title guard", judge_with(title=False)),
+        ("without the summary-only path", judge_with(lead=False)),
+        ("body similarity alone", judge_with(title=False, lead=False, facts=False)),
+    ):
         p2, r2, _ = score(pairs, stories.sketch, judge)
         print(f"  {label}: precision {p2:.3f}  recall {r2:.3f}")
 
-    print("threshold sweep (BODY_SAME; the other guards as chosen):")
-    for t in (0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8):
-        p2, r2, _ = score(pairs, stories.sketch,
-                          judge_with(stories.body_similarity, t, max(t, stories.BODY_ALONE)))  # fmt: skip
-        print(f"  {t:.2f}: precision {p2:.3f}  recall {r2:.3f}")
+    print("threshold sweep of BODY_SAME, with the guards / body similarity alone:")
+    for t in (0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9):
+        p2, r2, _ = score(pairs, stories.sketch, judge_with(body_same=t))
+        p3, r3, _ = score(pairs, stories.sketch,
+                          judge_with(body_same=t, title=False, lead=False, facts=False))  # fmt: skip
+        print(f"  {t:.2f}: precision {p2:.3f}  recall {r2:.3f}   alone: precision {p3:.3f}  "
+              f"recall {r3:.3f}")  # fmt: skip
 
     base = items_per_s(stories.sketch, items, passes)
     sketches = [stories.sketch(t, x) for t, x in items]
@@ -218,17 +234,19 @@ def main() -> None:
     print(f"candidates per corpus item (band fan-out): {candidates_per_item(sketches):.2f}")
 
     print("alternatives (same cleaning and guards; rates as a ratio of the chosen sketch()):")
-    for k in (1, 2, 4, 5):
+    alone = judge_with(title=False, lead=False, facts=False)
+    for k in (1, 2, 3, 4, 5):
         fn = lambda t, x, k=k: stories.sketch_with(t, x, shingle=k)  # noqa: E731
         p2, r2, c2 = score(pairs, fn, stories.same_story)
-        print(f"  {k}-word shingles: precision {p2:.3f}  recall {r2:.3f}  "
-              f"candidate recall {c2:.3f}")  # fmt: skip
-    for perms, bands in ((128, 16), (128, 64), (64, 16), (256, 64)):
+        p3, r3, _ = score(pairs, fn, alone)
+        print(f"  {k}-word shingles: precision {p2:.3f}  recall {r2:.3f}  candidate recall "
+              f"{c2:.3f}; body similarity alone: precision {p3:.3f} recall {r3:.3f}")  # fmt: skip
+    for perms, bands in ((128, 16), (128, 32), (128, 64), (64, 16), (256, 64)):
         fn = lambda t, x, pm=perms, bd=bands: stories.sketch_with(t, x, perms=pm, bands=bd)  # noqa: E731
         p2, r2, c2 = score(pairs, fn, stories.same_story)
         fan = candidates_per_item(fn(t, x) for t, x in items)
         speed = items_per_s(fn, items, passes) / base
-        print(f"  {perms} perms, {bands}x{perms // bands} bands: precision {p2:.3f}  recall "
+        print(f"  {perms} perms, {bands}x{perms // bands} body bands: precision {p2:.3f}  recall "
               f"{r2:.3f}  candidate recall {c2:.3f}  fan-out {fan:.2f}  speed x{speed:.2f}")  # fmt: skip
     try:
         ds, label = datasketch_sketcher()
@@ -242,7 +260,7 @@ def main() -> None:
     sim = simhash_sketcher()
     speed = items_per_s(sim, items, passes) / base
     for t in (0.8, 0.85, 0.9, 0.95):
-        p2, r2, c2 = score(pairs, sim, judge_with(simhash_similarity, t, max(t, 0.95)))
+        p2, r2, c2 = score(pairs, sim, judge_with(simhash_similarity, t))
         print(f"  SimHash 64-bit, similarity >= {t} (Hamming <= {round((1 - t) * 64)}): "
               f"precision {p2:.3f}  recall {r2:.3f}  candidate recall {c2:.3f}  "
               f"speed x{speed:.2f}")  # fmt: skip

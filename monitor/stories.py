@@ -43,8 +43,8 @@ from monitor.normalize import strip_accents
 # --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
 SHINGLE = 3  # words per shingle
 PERMS = 128  # MinHash permutations
-BANDS = 32  # LSH bands of ROWS values each: candidate threshold ~ (1/BANDS) ** (1/ROWS)
-ROWS = PERMS // BANDS
+BANDS = 42  # LSH bands of ROWS values each (126 of the 128 values): candidate threshold
+ROWS = PERMS // BANDS  # ~ (1/BANDS) ** (1/ROWS) = 0.29
 MAX_TOKENS = 600  # body words hashed: the lead and more; the tail of a long story adds nothing
 MIN_LINE_WORDS = 4  # shorter lines of the body are dropped
 MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch() is None
@@ -56,8 +56,14 @@ BODY_SAME = 0.45  # body Jaccard enough when the titles agree
 TITLE_SAME = 0.6  # title word overlap (|A & B| / min(|A|, |B|)) for "the titles agree"
 BODY_ALONE = 0.85  # body Jaccard enough with titles that only share a few words
 TITLE_FLOOR = 0.25  # below this the titles are of two stories, whatever the bodies share
+LEAD_SHINGLES = 30  # the lead: the body's first shingles, in text order
+LEAD_PERMS = 32  # MinHash permutations of the lead (the first 32 of the body's)
+LEAD_BANDS = 8  # LSH bands of the lead, "L0:" to "L7:"
+LEAD_SAME = 0.8  # lead containment enough when the titles are nearly the same...
+TITLE_LEAD = 0.8
+LEAD_ONLY_MAX = 80  # ...and one body is a summary: at most this many shingles
 
-_VERSION = 1
+_VERSION = 2
 _KEY = b"monitor.stories.v1"
 _MASK64 = (1 << 64) - 1
 
@@ -232,7 +238,7 @@ def _h32(tok: str) -> int:
 
 
 def shingle_hashes(tokens: list[str], k: int = SHINGLE) -> np.ndarray:
-    """The distinct 64-bit hashes of the k-word shingles of `tokens`."""
+    """The 64-bit hashes of the k-word shingles of `tokens`, in text order."""
     t = np.fromiter((_token_hash(w) for w in tokens), dtype=np.uint64, count=len(tokens))
     with np.errstate(over="ignore"):
         s = t[: len(t) - k + 1].copy()
@@ -243,7 +249,7 @@ def shingle_hashes(tokens: list[str], k: int = SHINGLE) -> np.ndarray:
         s ^= s >> np.uint64(27)
         s *= _M2
         s ^= s >> np.uint64(31)
-    return np.unique(s)
+    return s
 
 
 def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
@@ -255,7 +261,7 @@ def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
 
 
 # --- the sketch ----------------------------------------------------------------------------
-_HEAD = struct.Struct("<BHHBBB")
+_HEAD = struct.Struct("<BHBHBBB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,47 +270,54 @@ class Sketch:
 
     bands: tuple[str, ...]  # "07:3fa9c2d41b0e": band index, 48 bits of the band's values
     sig: tuple[int, ...] = ()  # PERMS MinHash values of the body, low 16 bits
+    lead_sig: tuple[int, ...] = ()  # LEAD_PERMS values of the body's first LEAD_SHINGLES
     size: int = 0  # distinct body shingles
     title: frozenset[int] = frozenset()  # folded title words, 32-bit hashes
-    facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (hashes)
+    facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (16 bits)
     lead: int = 0  # how many of `facts` are the title's and the lead's
 
     def dumps(self) -> bytes:
         """Everything `same_story` needs (the bands are stored apart, as keys)."""
         head = _HEAD.pack(
-            _VERSION, len(self.sig), min(self.size, 65535), len(self.title), len(self.facts),
-            self.lead,
+            _VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535), len(self.title),
+            len(self.facts), self.lead,
         )  # fmt: skip
         return b"".join(
             (
                 head,
                 struct.pack(f"<{len(self.sig)}H", *self.sig),
+                struct.pack(f"<{len(self.lead_sig)}H", *self.lead_sig),
                 struct.pack(f"<{len(self.title)}I", *sorted(self.title)),
-                struct.pack(f"<{len(self.facts)}I", *self.facts),
+                struct.pack(f"<{len(self.facts)}H", *self.facts),
             )
         )
 
     @classmethod
     def loads(cls, data: bytes) -> Sketch:
-        version, n_sig, size, n_title, n_facts, lead = _HEAD.unpack_from(data)
+        version, n_sig, n_lead_sig, size, n_title, n_facts, lead = _HEAD.unpack_from(data)
         if version != _VERSION:
             raise ValueError(f"sketch version {version}, expected {_VERSION}")
         at = _HEAD.size
         sig = struct.unpack_from(f"<{n_sig}H", data, at)
         at += 2 * n_sig
+        lead_sig = struct.unpack_from(f"<{n_lead_sig}H", data, at)
+        at += 2 * n_lead_sig
         title = frozenset(struct.unpack_from(f"<{n_title}I", data, at))
         at += 4 * n_title
-        facts = struct.unpack_from(f"<{n_facts}I", data, at)
-        return cls((), tuple(sig), size, title, tuple(facts), lead)
+        facts = struct.unpack_from(f"<{n_facts}H", data, at)
+        return cls((), tuple(sig), tuple(lead_sig), size, title, tuple(facts), lead)
 
 
-def band_keys(sig: np.ndarray, bands: int = BANDS) -> tuple[str, ...]:
+def band_keys(sig: np.ndarray, bands: int = BANDS, prefix: str = "") -> tuple[str, ...]:
     """LSH band keys of a signature: "07:" (the band) + 48 bits of blake2b of its values.
-    The band's index is in the key, so equal values at two positions are two keys."""
+    The band's index is in the key, so equal values at two positions are two keys; the lead's
+    bands are "L0:" to "L7:"."""
     rows = len(sig) // bands
     values = sig.astype("<u4")
+    width = 1 if prefix else 2
     return tuple(
-        f"{i:02d}:{hashlib.blake2b(values[i * rows : (i + 1) * rows].tobytes(), digest_size=6).hexdigest()}"
+        f"{prefix}{i:0{width}d}:"
+        + hashlib.blake2b(values[i * rows : (i + 1) * rows].tobytes(), digest_size=6).hexdigest()
         for i in range(bands)
     )
 
@@ -328,14 +341,26 @@ def sketch_with(
     body, names = body_tokens(text)
     if len(body) < MIN_TOKENS:
         return None
-    shingles = shingle_hashes(body, shingle)
+    ordered = shingle_hashes(body, shingle)
+    shingles = np.unique(ordered)
     sig = minhash(shingles, perms)
-    return assemble(title, body, names, band_keys(sig, bands), sig, len(shingles))
+    lead = minhash(ordered[:LEAD_SHINGLES], LEAD_PERMS)
+    keys = band_keys(sig, bands) + band_keys(lead, LEAD_BANDS, "L") + title_key(title)
+    return assemble(title, body, names, keys, sig, len(shingles), lead)
+
+
+def title_key(title: str) -> tuple[str, ...]:
+    """"T:" + 48 bits of the sorted folded title words: a candidate whatever the bodies (a
+    summary-only feed); none for a title of fewer than 3 words (too common to look up)."""
+    words = sorted(set(_fold(clean_title(title))) - _TITLE_STOP)
+    if len(words) < 3:
+        return ()
+    return ("T:" + hashlib.blake2b(" ".join(words).encode(), digest_size=6).hexdigest(),)
 
 
 def assemble(
     title: str, body: list[str], names: list[bool], bands: tuple[str, ...], sig: np.ndarray,
-    size: int,
+    size: int, lead_sig: np.ndarray | None = None,
 ) -> Sketch:  # fmt: skip
     """The sketch of an item from its body's signature and band keys, however made."""
     head = _fold(clean_title(title))
@@ -349,21 +374,37 @@ def assemble(
     return Sketch(
         bands=bands,
         sig=tuple((sig & 0xFFFF).tolist()),
+        lead_sig=() if lead_sig is None else tuple((lead_sig & 0xFFFF).tolist()),
         size=size,
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
-        facts=tuple(_h32("#" + f) for f in (lead + rest)[:MAX_FACTS]),
+        facts=tuple(_h32("#" + f) & 0xFFFF for f in (lead + rest)[:MAX_FACTS]),
         lead=min(len(lead), MAX_FACTS),
     )
 
 
-def body_similarity(a: Sketch, b: Sketch) -> float:
-    """Estimated Jaccard similarity of the body shingles (b-bit MinHash, corrected)."""
-    n = min(len(a.sig), len(b.sig))
+def _jaccard(x: tuple[int, ...], y: tuple[int, ...]) -> float:
+    """Estimated Jaccard similarity from two b-bit MinHash signatures (corrected for chance)."""
+    n = min(len(x), len(y))
     if n == 0:
         return 0.0
-    agree = sum(x == y for x, y in zip(a.sig, b.sig, strict=False)) / n
+    agree = sum(p == q for p, q in zip(x, y, strict=False)) / n
     chance = 1 / 65536
     return max(0.0, (agree - chance) / (1 - chance))
+
+
+def body_similarity(a: Sketch, b: Sketch) -> float:
+    """Estimated Jaccard similarity of the body shingles."""
+    return _jaccard(a.sig, b.sig)
+
+
+def lead_containment(a: Sketch, b: Sketch) -> float:
+    """How much of the shorter lead (the first LEAD_SHINGLES shingles of a body) is in the
+    other, estimated from their Jaccard similarity J and sizes: |A & B| = J(|A|+|B|)/(1+J)."""
+    j = _jaccard(a.lead_sig, b.lead_sig)
+    la, lb = min(a.size, LEAD_SHINGLES), min(b.size, LEAD_SHINGLES)
+    if not (la and lb):
+        return 0.0
+    return min(1.0, j * (la + lb) / (1 + j) / min(la, lb))
 
 
 def title_similarity(a: Sketch, b: Sketch) -> float:
@@ -390,9 +431,14 @@ def facts_conflict(a: Sketch, b: Sketch) -> bool:
 def same_story(a: Sketch, b: Sketch) -> bool:
     """Precision first: True only when a and b are copies/light rewrites of one report."""
     body = body_similarity(a, b)
-    if body < BODY_SAME:
-        return False
     title = title_similarity(a, b)
-    if not (title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)):
-        return False
-    return not facts_conflict(a, b)
+    by_body = body >= BODY_SAME and (
+        title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)
+    )
+    # one feed carries the lead only: same headline, same opening, and one side is short
+    by_lead = (
+        title >= TITLE_LEAD
+        and min(a.size, b.size) <= LEAD_ONLY_MAX
+        and lead_containment(a, b) >= LEAD_SAME
+    )
+    return (by_body or by_lead) and not facts_conflict(a, b)

@@ -14,6 +14,7 @@ import pytest
 
 from monitor.stories import (
     BANDS,
+    LEAD_BANDS,
     PERMS,
     Sketch,
     band_keys,
@@ -153,7 +154,8 @@ def test_dumps_loads_round_trip_and_is_compact() -> None:
         data = s.dumps()
         back = Sketch.loads(data)
         assert back.dumps() == data
-        assert back.sig == s.sig and back.title == s.title and back.facts == s.facts
+        assert back.sig == s.sig and back.lead_sig == s.lead_sig and back.size == s.size
+        assert back.title == s.title and back.facts == s.facts and back.lead == s.lead
         assert same_story(back, s)
         assert len(data) < 700
     with pytest.raises(ValueError):
@@ -162,10 +164,10 @@ def test_dumps_loads_round_trip_and_is_compact() -> None:
 
 def test_band_keys_are_short_and_distinct_per_position() -> None:
     s = _sk(PAIRS[0]["a"])
-    assert len(s.bands) == BANDS
+    positions = [f"{i:02d}" for i in range(BANDS)] + [f"L{i}" for i in range(LEAD_BANDS)]
+    assert [b.split(":")[0] for b in s.bands] == [*positions, "T"]  # body, lead, title
     assert all(len(b) < 40 for b in s.bands)
-    assert [b.split(":")[0] for b in s.bands] == [f"{i:02d}" for i in range(BANDS)]
-    assert len(set(s.bands)) == BANDS
+    assert len(set(s.bands)) == len(s.bands)
     # the same values in every band still make a key per position
     flat = band_keys(np.zeros(PERMS, dtype=np.uint32))
     assert len(set(flat)) == BANDS

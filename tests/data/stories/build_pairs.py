@@ -11,6 +11,9 @@ same (true):
     suffix, credit, comma_dash, add_sentence, trim_sentence, reword, dateline, boilerplate
                              one edit of a corpus item, as syndication makes it
     combo                    two or three of those edits, on one side or both
+    heavy_rewrite            four to six edits, rewording up to three sentences
+    short_combo              two or three edits of a story under 50 words
+    lead_only                the first two sentences of a story, beside the whole story
     hand_same                rewrites written by hand
 different (false):
     same_feed                consecutive items of one feed
@@ -20,6 +23,7 @@ different (false):
     template_body            the template headline and lead about another event, with the
                              body of another report
     shared_boilerplate       two different items that carry the same long paragraph
+    same_title               one headline over another report, whole or its lead only
     hand_different           hard cases written by hand (another day's launch, another toll...)
 """
 
@@ -279,6 +283,39 @@ def build() -> list[dict[str, object]]:
         else:
             out.append(pair("shared_boilerplate", (x["title"], para + "\n" + cut(x["text"])),
                             (y["title"], para + "\n" + cut(y["text"])), False))  # fmt: skip
+
+    # heavier rewrites: four to six edits, the reword up to three times
+    for it in pool[300:330]:
+        a = (it["title"], it["text"])
+        b = a
+        chosen = r.sample(names, r.randint(3, 5)) + ["reword"] * r.randint(1, 2)
+        for k in chosen:
+            b = EDITS[k](r, *b)
+        out.append(pair("heavy_rewrite", a, b, True))
+
+    # short stories (under 50 words) with two or three edits: few shingles, so each edit counts
+    short = [it for it in pool if len(it["text"].split()) < 50]
+    for it in short[:25]:
+        a = (it["title"], it["text"])
+        b = a
+        for k in r.sample(names, r.randint(2, 3)):
+            b = EDITS[k](r, *b)
+        out.append(pair("short_combo", a, b, True))
+
+    # a feed that carries only the lead of a story another feed carries whole
+    long = [it for it in pool if len(sentences(it["text"])) >= 5 and len(it["text"].split()) >= 80]
+    for it in long[:25]:
+        lead = " ".join(sentences(it["text"])[:2])
+        b = EDITS[r.choice(("suffix", "credit", "comma_dash", "dateline"))](r, it["title"], lead)
+        out.append(pair("lead_only", (it["title"], it["text"]), b, True))
+
+    # the same headline over another report (a recurring column, a daily briefing)
+    for it in long[25:45]:
+        other = r.choice([o for o in by_feed[it["feed"]] if o is not it] or [r.choice(items)])
+        b = (it["title"] + r.choice(SUFFIXES), other["text"])
+        out.append(pair("same_title", (it["title"], it["text"]), b, False))
+        lead = " ".join(sentences(other["text"])[:2])
+        out.append(pair("same_title", (it["title"], it["text"]), (it["title"], lead), False))
 
     for kind, a, b in HAND:
         out.append(pair(kind, a, b, kind == "hand_same"))
