@@ -18,13 +18,17 @@ parameters and the measurements that chose them are in docs/design.md, "Stories"
    splitmix64, then MinHash with `PERMS` multiply-shift permutations in numpy. The signature
    keeps the low 16 bits of each value (b-bit MinHash); the band keys use all 32.
 4. Title: the set of folded title words (blake2b, 32 bits), compared by overlap.
-5. Facts: the numbers, number words, weekdays and months of the title and body. A fact that
-   only one side has is an addition; a fact of A's lead missing from all of B *and* one of
-   B's lead missing from all of A is a substitution ("two missiles on Tuesday" against
-   "three missiles on Thursday"): another report, whatever the text similarity says.
+5. Facts: the numbers, number words, weekdays, months and names (capitalised words that do
+   not start a sentence) of the title and the body, in order. Aligned, a fact that only one
+   side has is an addition; a stretch where each side has its own is a substitution ("two
+   missiles on Tuesday from Pyongyang" against "three missiles on Thursday from Wonsan"):
+   another report, whatever the text similarity says.
+6. Lead: a second, short MinHash of the body's first LEAD_SHINGLES shingles, so that a feed
+   that carries only a story's summary still meets the feed that carries it whole.
 
-`same_story` is precision first: similar bodies *and* similar titles, or near-identical bodies,
-and never a substituted fact.
+`same_story` is precision first: similar bodies *and* similar titles (or near-identical
+bodies and titles that share a few words), or near-identical titles and one body the other's
+lead; and never a substituted fact.
 """
 
 from __future__ import annotations
@@ -48,7 +52,6 @@ ROWS = PERMS // BANDS  # ~ (1/BANDS) ** (1/ROWS) = 0.29
 MAX_TOKENS = 600  # body words hashed: the lead and more; the tail of a long story adds nothing
 MIN_LINE_WORDS = 4  # shorter lines of the body are dropped
 MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch() is None
-LEAD_TOKENS = 60  # the facts of the lead are the ones a substitution is looked for in
 MAX_FACTS = 96
 MAX_TITLE_WORDS = 32
 
@@ -113,7 +116,10 @@ _LINE_BOILERPLATE = re.compile(
     r"expand to read the full story|download here|join here|subscribe here)|"
     r"(?:get|add|set) [\w ]{1,30} (?:app|alerts|as (?:a|your) .{0,80}).{0,120}|"
     r"\d{1,2} \w{3,9} \d{4} \d{1,2}[:.]\d{2}\s*(?:am|pm)?(?: \(updated: .{5,40}\))?|"
-    r"(?:updated|published|posted|last updated):? .{0,60}"
+    r"(?:updated|published|posted|last updated):? .{0,60}|"
+    # photo captions: they differ between copies of one story, and carry names and dates
+    r".{0,300}(?:\bvia reuters|\breuters/[\w ]{2,40}|\bap photo(?:/[\w .]{2,40})?|getty images|"
+    r"\((?:file )?photo:[^)]{1,60}\)|(?<=\. )afp|\bafp photo|\bafp/[\w .]{2,40})\W*|(?:photo|image|file photo):.{0,200}"
     r")",
     re.I,
 )
@@ -261,7 +267,7 @@ def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
 
 
 # --- the sketch ----------------------------------------------------------------------------
-_HEAD = struct.Struct("<BHBHBBB")
+_HEAD = struct.Struct("<BHBHBB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,13 +280,12 @@ class Sketch:
     size: int = 0  # distinct body shingles
     title: frozenset[int] = frozenset()  # folded title words, 32-bit hashes
     facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (16 bits)
-    lead: int = 0  # how many of `facts` are the title's and the lead's
 
     def dumps(self) -> bytes:
         """Everything `same_story` needs (the bands are stored apart, as keys)."""
         head = _HEAD.pack(
             _VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535), len(self.title),
-            len(self.facts), self.lead,
+            len(self.facts),
         )  # fmt: skip
         return b"".join(
             (
@@ -294,7 +299,7 @@ class Sketch:
 
     @classmethod
     def loads(cls, data: bytes) -> Sketch:
-        version, n_sig, n_lead_sig, size, n_title, n_facts, lead = _HEAD.unpack_from(data)
+        version, n_sig, n_lead_sig, size, n_title, n_facts = _HEAD.unpack_from(data)
         if version != _VERSION:
             raise ValueError(f"sketch version {version}, expected {_VERSION}")
         at = _HEAD.size
@@ -305,7 +310,7 @@ class Sketch:
         title = frozenset(struct.unpack_from(f"<{n_title}I", data, at))
         at += 4 * n_title
         facts = struct.unpack_from(f"<{n_facts}H", data, at)
-        return cls((), tuple(sig), tuple(lead_sig), size, title, tuple(facts), lead)
+        return cls((), tuple(sig), tuple(lead_sig), size, title, tuple(facts))
 
 
 def band_keys(sig: np.ndarray, bands: int = BANDS, prefix: str = "") -> tuple[str, ...]:
@@ -364,21 +369,15 @@ def assemble(
 ) -> Sketch:  # fmt: skip
     """The sketch of an item from its body's signature and band keys, however made."""
     head = _fold(clean_title(title))
-    lead = [f for tok in head if (f := _fact(tok))]
-    lead += [f for tok, nm in zip(body[:LEAD_TOKENS], names, strict=False) if (f := _fact(tok, nm))]
-    rest = [
-        f
-        for tok, nm in zip(body[LEAD_TOKENS:], names[LEAD_TOKENS:], strict=True)
-        if (f := _fact(tok, nm))
-    ]
+    facts = [f for tok in head if (f := _fact(tok))]
+    facts += [f for tok, nm in zip(body, names, strict=True) if (f := _fact(tok, nm))]
     return Sketch(
         bands=bands,
         sig=tuple((sig & 0xFFFF).tolist()),
         lead_sig=() if lead_sig is None else tuple((lead_sig & 0xFFFF).tolist()),
         size=size,
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
-        facts=tuple(_h32("#" + f) & 0xFFFF for f in (lead + rest)[:MAX_FACTS]),
-        lead=min(len(lead), MAX_FACTS),
+        facts=tuple(_h32("#" + f) & 0xFFFF for f in facts[:MAX_FACTS]),
     )
 
 
@@ -415,17 +414,16 @@ def title_similarity(a: Sketch, b: Sketch) -> float:
 
 
 def facts_conflict(a: Sketch, b: Sketch) -> bool:
-    """A fact substituted in the title or the lead: aligned in order, the two sequences of
-    facts have a stretch where each side has something the other has not there ("two ...
-    Tuesday ... Pyongyang" against "three ... Thursday ... Wonsan"). An addition or a removal
-    (a sentence added, trimmed, a caption) is an insertion or a deletion, not a substitution."""
-    if not (a.lead and b.lead):
+    """A fact substituted: aligned in order (difflib), the two sequences of facts have a
+    stretch where each side has something the other has not there ("two ... Tuesday ...
+    Pyongyang" against "three ... Thursday ... Wonsan"). An addition or a removal (a sentence
+    added or trimmed, a caption, a credit line) is an insertion or a deletion, not a
+    substitution. Anywhere in the first MAX_FACTS facts, not only the lead: two stories under
+    one long boilerplate paragraph differ only after it."""
+    if not (a.facts and b.facts):
         return False
     matcher = difflib.SequenceMatcher(None, a.facts, b.facts, autojunk=False)
-    return any(
-        op == "replace" and (i1 < a.lead or j1 < b.lead)
-        for op, i1, _i2, j1, _j2 in matcher.get_opcodes()
-    )
+    return any(op == "replace" for op, *_ in matcher.get_opcodes())
 
 
 def same_story(a: Sketch, b: Sketch) -> bool:

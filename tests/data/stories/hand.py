@@ -266,7 +266,76 @@ HAND: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
       "Stocks closed higher on Wednesday led by technology shares.\n" + BOILERPLATE[2]),
      ("Syndicated: Oil prices fall on demand worries",
       "Oil prices fell on Wednesday on worries about demand in China.\n" + BOILERPLATE[2])),
+    # the boilerplate first, near-identical titles, a short story after it: the whole body
+    # is nearly the same, only the facts after the boilerplate tell the stories apart
+    ("hand_different",
+     ("Our reporters' view: the week in climate",
+      BOILERPLATE[1] + "\nFloods in southern Brazil displaced thousands this week, and the "
+      "government declared a state of emergency."),
+     ("Our reporters' view: the week in politics",
+      BOILERPLATE[1] + "\nThe senate passed the budget bill late on Thursday after a marathon "
+      "session of votes.")),
+    ("hand_different",
+     ("North Korea fires ballistic missile, Japan says",
+      BOILERPLATE[0] + "\nNorth Korea fired a ballistic missile off its east coast, Japan's "
+      "defence ministry said."),
+     ("North Korea fires ballistic missile, Seoul says",
+      BOILERPLATE[0] + "\nNorth Korea fired a ballistic missile off its west coast, South "
+      "Korea's military said.")),
+    ("hand_different",
+     ("Syndicated: Markets close higher on tech rally",
+      BOILERPLATE[2] + "\nStocks closed higher on Wednesday led by technology shares, with "
+      "Nvidia up 4%."),
+     ("Syndicated: Markets close higher on bank rally",
+      BOILERPLATE[2] + "\nStocks closed higher on Tuesday led by bank shares, with JPMorgan "
+      "up 3%.")),
+    ("hand_different",
+     ("Russian strike hits energy facility in Kharkiv region",
+      BOILERPLATE[3] + "\nA Russian missile strike hit an energy facility in the Kharkiv "
+      "region on Monday, cutting power to 20,000 homes."),
+     ("Russian strike hits energy facility in Sumy region",
+      BOILERPLATE[3] + "\nA Russian missile strike hit an energy facility in the Sumy region "
+      "on Monday, cutting power to 20,000 homes.")),
     # --- one story, rewritten by hand -----------------------------------------------------
+    # each copy with its own photo caption (captions differ between publishers)
+    ("hand_same",
+     ("Drone strike on Dnipro apartment block kills 9",
+      "Rescue workers search the rubble of a building in Dnipro, Ukraine, March 3, 2026. "
+      "REUTERS/Valentyn Ogirenko\n" + _STRIKE.format(city="Dnipro", dead="9", hurt="31",
+                                                      gov="Serhiy Lysak", day="Friday")),
+     ("Drone strike on Dnipro apartment block kills 9 | World",
+      _STRIKE.format(city="Dnipro", dead="9", hurt="31", gov="Serhiy Lysak", day="Friday")
+      + "\nA woman cries near the damaged building in Dnipro on Friday. (File photo: AFP)")),
+    ("hand_same",
+     ("Iran condemns US plans to announce new sanctions", _SANCTIONS_A),
+     ("Iran condemns US plans to announce new sanctions",
+      "An Iranian missile system is displayed in Azadi Square in Tehran, Iran, July 30, 2026. "
+      "Majid Asgaripour/WANA (West Asia News Agency) via REUTERS\n" + _SANCTIONS_A)),
+    # the summary only, beside the whole story
+    ("hand_same",
+     ("Hurricane Milton makes landfall in Florida as Category 3 storm",
+      "Hurricane Milton made landfall near Siesta Key, Florida, on Wednesday evening as a "
+      "Category 3 storm, bringing winds of 120 mph and a dangerous storm surge, the National "
+      "Hurricane Center said. More than a million homes lost power. Officials urged residents "
+      "who had not evacuated to shelter in place until the storm passed. Governor Ron DeSantis "
+      "said the state had deployed thousands of National Guard troops and rescue crews, and "
+      "that fuel and water were being brought in by convoy. Forecasters warned of flash floods "
+      "far inland as the storm crossed the peninsula overnight."),
+     ("Hurricane Milton makes landfall in Florida as Category 3 storm - BBC News",
+      "Hurricane Milton made landfall near Siesta Key, Florida, on Wednesday evening as a "
+      "Category 3 storm.")),
+    ("hand_same",
+     ("Gunmen kill 12 in attack on village in northern Nigeria",
+      "Gunmen killed 12 people in an attack on a village in Zamfara state in northern Nigeria "
+      "on Tuesday night, police said, the latest in a wave of raids by armed gangs known "
+      "locally as bandits. The attackers arrived on motorcycles and set fire to homes. "
+      "Residents said the gunmen also abducted at least 20 women and children and stole "
+      "cattle. The state governor condemned the attack and ordered security forces to pursue "
+      "the attackers. Armed gangs have killed thousands of people in the northwest in recent "
+      "years, and kidnappings for ransom have become common."),
+     ("Gunmen kill 12 in attack on village in northern Nigeria",
+      "Gunmen killed 12 people in an attack on a village in Zamfara state in northern Nigeria "
+      "on Tuesday night, police said.")),
     ("hand_same", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
      ("North Korea fires two ballistic missiles into sea – Seoul | World",
       "SEOUL, May 9 (Yonhap) -- " + _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang",
