@@ -111,7 +111,12 @@ def datasketch_sketcher(perms: int = 128, threshold: float = 0.5) -> tuple[Sketc
         m.update_batch(list(grams))
         sig = m.hashvalues.astype(np.uint32)
         lead = MinHash(num_perm=stories.LEAD_PERMS)
-        lead.update_batch([" ".join(body[i : i + 3]).encode() for i in range(min(stories.LEAD_SHINGLES, len(body) - 2))])
+        lead.update_batch(
+            [
+                " ".join(body[i : i + 3]).encode()
+                for i in range(min(stories.LEAD_SHINGLES, len(body) - 2))
+            ]
+        )
         lead_sig = lead.hashvalues.astype(np.uint32)
         keys = stories.band_keys(sig[: b * r], b) + stories.band_keys(lead_sig, 8, "L")
         return stories.assemble(title, body, names, keys + stories.title_key(title), sig,
@@ -206,8 +211,8 @@ def main() -> None:
     print("threshold sweep of BODY_SAME, with the guards / body similarity alone:")
     for t in (0.2, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9):
         p2, r2, _ = score(pairs, stories.sketch, judge_with(body_same=t))
-        p3, r3, _ = score(pairs, stories.sketch,
-                          judge_with(body_same=t, title=False, lead=False, facts=False))  # fmt: skip
+        bare = judge_with(body_same=t, title=False, lead=False, facts=False)
+        p3, r3, _ = score(pairs, stories.sketch, bare)
         print(f"  {t:.2f}: precision {p2:.3f}  recall {r2:.3f}   alone: precision {p3:.3f}  "
               f"recall {r3:.3f}")  # fmt: skip
 
@@ -246,8 +251,9 @@ def main() -> None:
         p2, r2, c2 = score(pairs, fn, stories.same_story)
         fan = candidates_per_item(fn(t, x) for t, x in items)
         speed = items_per_s(fn, items, passes) / base
-        print(f"  {perms} perms, {bands}x{perms // bands} body bands: precision {p2:.3f}  recall "
-              f"{r2:.3f}  candidate recall {c2:.3f}  fan-out {fan:.2f}  speed x{speed:.2f}")  # fmt: skip
+        print(f"  {perms} perms, {bands}x{perms // bands} body bands: precision {p2:.3f}  "
+              f"recall {r2:.3f}  candidate recall {c2:.3f}  fan-out {fan:.2f}  "
+              f"speed x{speed:.2f}")  # fmt: skip
     try:
         ds, label = datasketch_sketcher()
     except ImportError:

@@ -72,7 +72,9 @@ _MASK64 = (1 << 64) - 1
 
 
 def _u64(label: str) -> int:
-    return int.from_bytes(hashlib.blake2b(label.encode(), digest_size=8, key=_KEY).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(label.encode(), digest_size=8, key=_KEY).digest(), "little"
+    )
 
 
 # multiply-shift permutations: odd multipliers, any offsets, derived from blake2b so that they
@@ -119,7 +121,8 @@ _LINE_BOILERPLATE = re.compile(
     r"(?:updated|published|posted|last updated):? .{0,60}|"
     # photo captions: they differ between copies of one story, and carry names and dates
     r".{0,300}(?:\bvia reuters|\breuters/[\w ]{2,40}|\bap photo(?:/[\w .]{2,40})?|getty images|"
-    r"\((?:file )?photo:[^)]{1,60}\)|(?<=\. )afp|\bafp photo|\bafp/[\w .]{2,40})\W*|(?:photo|image|file photo):.{0,200}"
+    r"\((?:file )?photo:[^)]{1,60}\)|(?<=\. )afp|\bafp photo|\bafp/[\w .]{2,40})\W*|"
+    r"(?:photo|image|file photo):.{0,200}"
     r")",
     re.I,
 )
@@ -136,6 +139,12 @@ _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _SENTENCE_BREAK = re.compile(r"[.!?:;\"“”\n(]")
 _TOKEN = re.compile(r"\d+(?:[.,:]\d+)*|[^\W\d_]+")
 _SEP_TOKEN = re.compile(r"(\W*)(\d+(?:[.,:]\d+)*|[^\W\d_]+)")
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 _MONTHS = {
     "january": "jan", "february": "feb", "march": "mar", "april": "apr", "june": "jun",
     "july": "jul", "august": "aug", "september": "sep", "sept": "sep", "october": "oct",
@@ -144,16 +153,22 @@ _MONTHS = {
 _NUMBER_WORDS = {
     w: str(i)
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+        _words(
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen seventeen eighteen nineteen twenty"
+        )
     )
 } | {"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th"}
 _FACT_WORDS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday yesterday today tomorrow "
-    "jan feb mar apr may jun jul aug sep oct nov dec".split()
+    _words(
+        "monday tuesday wednesday thursday friday saturday sunday yesterday today tomorrow "
+        "jan feb mar apr may jun jul aug sep oct nov dec"
+    )
 )
-_NOT_NAMES = frozenset("i the a an it he she they we this that president minister".split())
-_TITLE_STOP = frozenset("a an the of in on at to for and or by with from as is are its says".split())
+_NOT_NAMES = frozenset(_words("i the a an it he she they we this that president minister"))
+_TITLE_STOP = frozenset(
+    _words("a an the of in on at to for and or by with from as is are its says")
+)
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -217,8 +232,10 @@ def clean_body(text: str) -> str:
 
 
 def _fact(tok: str, name: bool = False) -> str | None:
-    if tok[0].isdigit() or tok in _FACT_WORDS:
+    if tok[0].isdigit():
         return tok
+    if tok in _FACT_WORDS:
+        return tok if tok != "may" or name else None  # "may" the verb is no month
     if name and tok not in _NOT_NAMES:
         return tok
     return _NUMBER_WORDS.get(tok)
@@ -234,7 +251,9 @@ def _token_hash(tok: str) -> int:
     if h is None:
         if len(_TOKEN_CACHE) >= _CACHE_MAX:
             _TOKEN_CACHE.clear()
-        h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8, key=_KEY).digest(), "little")
+        h = int.from_bytes(
+            hashlib.blake2b(tok.encode(), digest_size=8, key=_KEY).digest(), "little"
+        )
         _TOKEN_CACHE[tok] = h
     return h
 
@@ -355,7 +374,7 @@ def sketch_with(
 
 
 def title_key(title: str) -> tuple[str, ...]:
-    """"T:" + 48 bits of the sorted folded title words: a candidate whatever the bodies (a
+    """ "T:" + 48 bits of the sorted folded title words: a candidate whatever the bodies (a
     summary-only feed); none for a title of fewer than 3 words (too common to look up)."""
     words = sorted(set(_fold(clean_title(title))) - _TITLE_STOP)
     if len(words) < 3:

@@ -92,7 +92,9 @@ def load_items() -> list[dict[str, str]]:
         if path.name in SKIP_FEEDS:
             continue
         try:
-            feed = parse_feed(path.read_bytes(), feed_id=path.stem, base_url=None, fetched_at=fetched)
+            feed = parse_feed(
+                path.read_bytes(), feed_id=path.stem, base_url=None, fetched_at=fetched
+            )
         except Exception:
             continue
         for item in feed.items:
