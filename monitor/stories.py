@@ -445,6 +445,15 @@ def facts_conflict(a: Sketch, b: Sketch) -> bool:
     return any(op == "replace" for op, *_ in matcher.get_opcodes())
 
 
+def _lead_only(a: Sketch, b: Sketch, title: float) -> bool:
+    """One feed carries the lead only: same headline, same opening, one side a summary."""
+    return (
+        title >= TITLE_LEAD
+        and min(a.size, b.size) <= LEAD_ONLY_MAX
+        and lead_containment(a, b) >= LEAD_SAME
+    )
+
+
 def same_story(a: Sketch, b: Sketch) -> bool:
     """Precision first: True only when a and b are copies/light rewrites of one report."""
     body = body_similarity(a, b)
@@ -452,10 +461,14 @@ def same_story(a: Sketch, b: Sketch) -> bool:
     by_body = body >= BODY_SAME and (
         title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)
     )
-    # one feed carries the lead only: same headline, same opening, and one side is short
-    by_lead = (
-        title >= TITLE_LEAD
-        and min(a.size, b.size) <= LEAD_ONLY_MAX
-        and lead_containment(a, b) >= LEAD_SAME
-    )
-    return (by_body or by_lead) and not facts_conflict(a, b)
+    return (by_body or _lead_only(a, b, title)) and not facts_conflict(a, b)
+
+
+def similarity(a: Sketch, b: Sketch) -> float:
+    """How alike two sketches are, to rank the candidates `same_story` accepts (the best one
+    wins): the body's estimated Jaccard similarity, or the lead's containment when the item is
+    a summary-only copy."""
+    body = body_similarity(a, b)
+    if _lead_only(a, b, title_similarity(a, b)):
+        return max(body, lead_containment(a, b))
+    return body

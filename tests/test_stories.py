@@ -22,6 +22,7 @@ from monitor.stories import (
     clean_body,
     clean_title,
     same_story,
+    similarity,
     sketch,
 )
 from tests.conftest import ROOT
@@ -90,15 +91,15 @@ def test_the_other_iran_report_of_that_day_does_not_merge() -> None:
 
 
 def test_another_days_launch_never_merges() -> None:
-    from tests.data.stories.hand import _launch
+    from tests.data.stories.hand import launch
 
-    base = _sk(dict(zip(("title", "text"), _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+    base = _sk(dict(zip(("title", "text"), launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
                         strict=True)))  # fmt: skip
     for other in (
-        _launch("two", "Thursday", "Pyongyang", "7:10", "600"),  # another day
-        _launch("three", "Tuesday", "Pyongyang", "7:10", "600"),  # another count
-        _launch("two", "Tuesday", "Wonsan", "7:10", "600"),  # another place
-        _launch("two", "Tuesday", "Pyongyang", "6:45", "450"),  # another time and range
+        launch("two", "Thursday", "Pyongyang", "7:10", "600"),  # another day
+        launch("three", "Tuesday", "Pyongyang", "7:10", "600"),  # another count
+        launch("two", "Tuesday", "Wonsan", "7:10", "600"),  # another place
+        launch("two", "Tuesday", "Pyongyang", "6:45", "450"),  # another time and range
     ):
         s = _sk({"title": other[0], "text": other[1]})
         assert body_similarity(base, s) > 0.5  # the words are nearly all the same...
@@ -138,6 +139,14 @@ def test_syndication_edits_merge() -> None:
         (title, text.replace("military said", "military stated")),
     ):
         assert _judge(a, _sk({"title": t2, "text": x2})), (t2, x2)
+
+
+def test_similarity_ranks_the_copy_above_another_report() -> None:
+    p = _pair("real_copy", "Iran condemns US plans")
+    rhetoric = next(q for q in PAIRS if str(q["b"]["title"]).startswith("US, Iran keep up"))
+    copy, original, other = _sk(p["a"]), _sk(p["b"]), _sk(rhetoric["b"])
+    assert similarity(copy, original) > similarity(copy, other)
+    assert similarity(copy, original) == similarity(original, copy)
 
 
 def test_tiny_text_has_no_sketch() -> None:

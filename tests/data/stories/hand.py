@@ -52,7 +52,7 @@ _LAUNCH = (
 )
 
 
-def _launch(n: str, day: str, place: str, time: str, km: str) -> tuple[str, str]:
+def launch(n: str, day: str, place: str, time: str, km: str) -> tuple[str, str]:
     title = f"North Korea fires {n} ballistic missiles into sea, Seoul says"
     return title, _LAUNCH.format(n=n, day=day, place=place, time=time, km=km)
 
@@ -113,16 +113,16 @@ _SANCTIONS_A = (
 
 HAND: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
     # --- another day's launch, another count, another place: never one story -------------
-    ("hand_different", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
-     _launch("two", "Thursday", "Pyongyang", "7:10", "600")),
-    ("hand_different", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
-     _launch("three", "Tuesday", "Pyongyang", "7:10", "600")),
-    ("hand_different", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
-     _launch("two", "Tuesday", "Wonsan", "7:10", "600")),
-    ("hand_different", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
-     _launch("two", "Tuesday", "Pyongyang", "6:45", "450")),
-    ("hand_different", _launch("three", "Sunday", "Sunan", "8:00", "350"),
-     _launch("four", "Wednesday", "Hamhung", "9:30", "800")),
+    ("hand_different", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     launch("two", "Thursday", "Pyongyang", "7:10", "600")),
+    ("hand_different", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     launch("three", "Tuesday", "Pyongyang", "7:10", "600")),
+    ("hand_different", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     launch("two", "Tuesday", "Wonsan", "7:10", "600")),
+    ("hand_different", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     launch("two", "Tuesday", "Pyongyang", "6:45", "450")),
+    ("hand_different", launch("three", "Sunday", "Sunan", "8:00", "350"),
+     launch("four", "Wednesday", "Hamhung", "9:30", "800")),
     ("hand_different", _quake("6.1", "Sumatra", "Monday", "USGS", "10", "7"),
      _quake("6.4", "Sumatra", "Monday", "USGS", "10", "7")),
     ("hand_different", _quake("6.1", "Sumatra", "Monday", "USGS", "10", "7"),
@@ -336,12 +336,12 @@ HAND: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
      ("Gunmen kill 12 in attack on village in northern Nigeria",
       "Gunmen killed 12 people in an attack on a village in Zamfara state in northern Nigeria "
       "on Tuesday night, police said.")),
-    ("hand_same", _launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
      ("North Korea fires two ballistic missiles into sea – Seoul | World",
       "SEOUL, May 9 (Yonhap) -- " + _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang",
                                                    time="7:10", km="600")
       + "\n(Reporting by Hyonhee Shin; Editing by Ed Davies)")),
-    ("hand_same", _launch("three", "Sunday", "Sunan", "8:00", "350"),
+    ("hand_same", launch("three", "Sunday", "Sunan", "8:00", "350"),
      ("North Korea fires three ballistic missiles into sea, Seoul says - The Japan Times",
       _LAUNCH.format(n="three", day="Sunday", place="Sunan", time="8:00", km="350").replace(
           "The United States condemned the test and urged Pyongyang to return to talks.",
