@@ -297,6 +297,37 @@ HAND: list[tuple[str, tuple[str, str], tuple[str, str]]] = [
       BOILERPLATE[3] + "\nA Russian missile strike hit an energy facility in the Sumy region "
       "on Monday, cutting power to 20,000 homes.")),
     # --- one story, rewritten by hand -----------------------------------------------------
+    # rewrites a desk makes of wire copy, each on the launch story
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     ("Two ballistic missiles fired by North Korea into sea, Seoul says",
+      _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang", time="7:10", km="600").replace(
+          "North Korea fired two short-range ballistic missiles into the sea off its east coast "
+          "on Tuesday",
+          "Two short-range ballistic missiles were fired by North Korea into the sea off its "
+          "east coast on Tuesday"))),
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     ("N. Korea launches 2 missiles",
+      _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang", time="7:10", km="600"))),
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     ("North Korea fires two ballistic missiles into sea, Seoul says",
+      _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang", time="7:10", km="600")
+      .replace("defence", "defense").replace("about 600 km", "about 600 kilometres (370 miles)"))),
+    # a name for a name: the facts guard holds them apart (a miss, precision first)
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     ("North Korea fires two ballistic missiles into sea, Seoul says",
+      _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang", time="7:10", km="600").replace(
+          "South Korea's Joint Chiefs of Staff said", "Seoul's military said"))),
+    ("hand_same", launch("two", "Tuesday", "Pyongyang", "7:10", "600"),
+     ("North Korea fires two ballistic missiles into sea, Seoul says",
+      _LAUNCH.format(n="two", day="Tuesday", place="Pyongyang", time="7:10", km="600").replace(
+          "at around 7:10 a.m.", "at 0710 local time"))),  # another spelling of the time: missed
+    ("hand_same", _strike("Dnipro", "9", "31", "Serhiy Lysak", "Friday"),
+     ("Drone strike on Dnipro apartment block kills 9",
+      "Emergency workers pulled survivors from the rubble throughout the morning, and the "
+      "governor said the death toll could rise. " + _STRIKE.format(
+          city="Dnipro", dead="9", hurt="31", gov="Serhiy Lysak", day="Friday").replace(
+          " Emergency workers pulled survivors from the rubble throughout the morning, and the "
+          "governor said the death toll could rise.", ""))),  # paragraphs in another order
     # each copy with its own photo caption (captions differ between publishers)
     ("hand_same",
      ("Drone strike on Dnipro apartment block kills 9",
