@@ -36,6 +36,7 @@ CORPUS = ROOT / "tests" / "data" / "corpus"
 FETCHED_AT = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 
 Sketcher = Callable[[str, str], Sketch | None]
+VARIANTS = ((128, 16), (128, 32), (128, 64), (64, 16), (256, 64))  # (perms, body bands)
 Judge = Callable[[Sketch, Sketch], bool]
 
 
@@ -50,15 +51,19 @@ def corpus_items() -> list[tuple[str, str]]:
     return out
 
 
-def items_per_s(fn: Sketcher, items: list[tuple[str, str]], passes: int) -> float:
-    fn(*items[0])
-    best = float("inf")
+def rates(fns: dict[str, Sketcher], items: list[tuple[str, str]], passes: int) -> dict[str, float]:
+    """items/s of each sketcher, timed in turn within each pass (best pass kept), so that a
+    busy moment of a shared machine does not fall on one of them only."""
+    best = dict.fromkeys(fns, float("inf"))
+    for fn in fns.values():
+        fn(*items[0])
     for _ in range(passes):
-        started = time.perf_counter()
-        for title, text in items:
-            fn(title, text)
-        best = min(best, time.perf_counter() - started)
-    return len(items) / best
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            for title, text in items:
+                fn(title, text)
+            best[name] = min(best[name], time.perf_counter() - started)
+    return {name: len(items) / t for name, t in best.items()}
 
 
 def score(
@@ -216,7 +221,19 @@ def main() -> None:
         print(f"  {t:.2f}: precision {p2:.3f}  recall {r2:.3f}   alone: precision {p3:.3f}  "
               f"recall {r3:.3f}")  # fmt: skip
 
-    base = items_per_s(stories.sketch, items, passes)
+    sketchers: dict[str, Sketcher] = {"chosen": stories.sketch}
+    for perms, bands in VARIANTS:
+        sketchers[f"{perms}/{bands}"] = lambda t, x, pm=perms, bd=bands: stories.sketch_with(
+            t, x, perms=pm, bands=bd
+        )
+    try:
+        ds, ds_label = datasketch_sketcher()
+        sketchers["datasketch"] = ds
+    except ImportError:
+        ds_label = ""
+    sketchers["simhash"] = simhash_sketcher()
+    speeds = rates(sketchers, items, passes)
+    base = speeds["chosen"]
     sketches = [stories.sketch(t, x) for t, x in items]
     kept = [s for s in sketches if s is not None]
     sizes = [len(s.dumps()) for s in kept]
@@ -246,25 +263,23 @@ def main() -> None:
         p3, r3, _ = score(pairs, fn, alone)
         print(f"  {k}-word shingles: precision {p2:.3f}  recall {r2:.3f}  candidate recall "
               f"{c2:.3f}; body similarity alone: precision {p3:.3f} recall {r3:.3f}")  # fmt: skip
-    for perms, bands in ((128, 16), (128, 32), (128, 64), (64, 16), (256, 64)):
-        fn = lambda t, x, pm=perms, bd=bands: stories.sketch_with(t, x, perms=pm, bands=bd)  # noqa: E731
+    for perms, bands in VARIANTS:
+        fn = sketchers[f"{perms}/{bands}"]
         p2, r2, c2 = score(pairs, fn, stories.same_story)
         fan = candidates_per_item(fn(t, x) for t, x in items)
-        speed = items_per_s(fn, items, passes) / base
+        speed = speeds[f"{perms}/{bands}"] / base
         print(f"  {perms} perms, {bands}x{perms // bands} body bands: precision {p2:.3f}  "
               f"recall {r2:.3f}  candidate recall {c2:.3f}  fan-out {fan:.2f}  "
               f"speed x{speed:.2f}")  # fmt: skip
-    try:
-        ds, label = datasketch_sketcher()
-    except ImportError:
+    if not ds_label:
         print("  datasketch: not installed (pip install datasketch)")
     else:
-        p2, r2, c2 = score(pairs, ds, stories.same_story)
-        speed = items_per_s(ds, items, passes) / base
-        print(f"  {label}: precision {p2:.3f}  recall {r2:.3f}  candidate recall {c2:.3f}  "
+        p2, r2, c2 = score(pairs, sketchers["datasketch"], stories.same_story)
+        speed = speeds["datasketch"] / base
+        print(f"  {ds_label}: precision {p2:.3f}  recall {r2:.3f}  candidate recall {c2:.3f}  "
               f"speed x{speed:.2f}")  # fmt: skip
-    sim = simhash_sketcher()
-    speed = items_per_s(sim, items, passes) / base
+    sim = sketchers["simhash"]
+    speed = speeds["simhash"] / base
     for t in (0.8, 0.85, 0.9, 0.95):
         p2, r2, c2 = score(pairs, sim, judge_with(simhash_similarity, t))
         print(f"  SimHash 64-bit, similarity >= {t} (Hamming <= {round((1 - t) * 64)}): "
