@@ -6,9 +6,11 @@ parameters and the measurements that chose them are in docs/design.md, "Stories"
 
 1. Cleaning. Wire markup (`[USN:… TEXT:"…"]`), credit lines ("Reporting by …; Editing by …",
    "Source: Reuters"), datelines ("SEOUL, May 9 (Yonhap) --", "(Reuters) -", "CAIRO:"),
-   timestamp lines and site boilerplate ("Join the mailing list", "The post … appeared first
-   on …", "Click here to …", "Sign up for …") are removed before anything is hashed: they are
-   shared by different stories of one publisher and differ between copies of one story.
+   timestamp lines, photo captions ("… via REUTERS", "(File photo: AFP)"), site boilerplate
+   ("Join the mailing list", "The post … appeared first on …", "Click here to …", "Sign up
+   for …") and lines of fewer than MIN_LINE_WORDS words (menus, widgets) are removed before
+   anything is hashed: they are shared by different stories of one publisher and differ
+   between copies of one story.
    Headline suffixes (" | World", " - Seoul", " - BBC News") and prefixes ("UPDATE 2-",
    "WATCH:") are cut from the title.
 2. Folding. Case and accents folded, "U.S." = "US", months and numbers in one spelling
@@ -52,7 +54,7 @@ ROWS = PERMS // BANDS  # ~ (1/BANDS) ** (1/ROWS) = 0.29
 MAX_TOKENS = 600  # body words hashed: the lead and more; the tail of a long story adds nothing
 MIN_LINE_WORDS = 4  # shorter lines of the body are dropped
 MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch() is None
-MAX_FACTS = 96
+MAX_FACTS = 96  # facts kept (16-bit hashes), from the start
 MAX_TITLE_WORDS = 32
 
 BODY_SAME = 0.45  # body Jaccard enough when the titles agree
@@ -68,7 +70,6 @@ LEAD_ONLY_MAX = 80  # ...and one body is a summary: at most this many shingles
 
 _VERSION = 2
 _KEY = b"monitor.stories.v1"
-_MASK64 = (1 << 64) - 1
 
 
 def _u64(label: str) -> int:
@@ -265,6 +266,8 @@ def _h32(tok: str) -> int:
 def shingle_hashes(tokens: list[str], k: int = SHINGLE) -> np.ndarray:
     """The 64-bit hashes of the k-word shingles of `tokens`, in text order."""
     t = np.fromiter((_token_hash(w) for w in tokens), dtype=np.uint64, count=len(tokens))
+    if len(t) < k:
+        return t[:0]
     with np.errstate(over="ignore"):
         s = t[: len(t) - k + 1].copy()
         for i in range(1, k):
