@@ -4,8 +4,9 @@ alerts once per story and every copy is named on that alert.
 In order of cost, for each new item, against the items of the last `stories.window`:
 1. the same canonical URL, or the same content hash (an exact copy): that item's story;
 2. a near copy: the items sharing an LSH band key with it (`stories.sketch`, computed in the
-   worker that parsed the feed) are the candidates, most shared bands first, and the first
-   one `stories.same_story` accepts gives its story;
+   worker that parsed the feed) are the candidates (the MAX_CANDIDATES sharing most bands);
+   of those `stories.same_story` accepts, the most alike (`stories.similarity`) gives its
+   story;
 3. else the item starts a story, named by its own content hash (the key alerts already
    used for exact copies, so stories and alerts written before this step still fold).
 Items of one batch see each other (a copy in the same cycle folds too). On PostgreSQL the
@@ -23,7 +24,7 @@ from sqlmodel import Session
 
 from monitor.store import stories as index
 from monitor.store.items import StoredItem
-from monitor.stories import Sketch, same_story
+from monitor.stories import Sketch, same_story, similarity
 
 MAX_CANDIDATES = 20  # compared per new item, most shared bands first: a bounded cost
 
@@ -92,11 +93,13 @@ class _Window:
     def near(self, item_id: int, sketch: Sketch) -> str | None:
         shared = Counter(i for b in sketch.bands for i in self.bands.get(b, ()) if i != item_id)
         ranked = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_CANDIDATES]
+        best: tuple[float, int] | None = None
         for other_id, _n in ranked:
             other = self._sketch(other_id)
             if other is not None and same_story(sketch, other):
-                return self.members[other_id].story
-        return None
+                score = (similarity(sketch, other), -other_id)  # the most alike; then the first
+                best = max(best, score) if best else score
+        return self.members[-best[1]].story if best else None
 
     def _sketch(self, item_id: int) -> Sketch | None:
         if item_id not in self.sketches:
