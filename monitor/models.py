@@ -160,6 +160,7 @@ class FeedHealth(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = None
     last_success_at: dt.datetime | None = _ts()
+    last_new_at: dt.datetime | None = _ts()  # the last poll that found a new item
     feed_url: str = ""
     feed_title: str | None = None
 
@@ -277,3 +278,4 @@ class HealthMessage:
     last_status: int | None
     last_error: str | None
     last_success_at: dt.datetime | None
+    last_new_at: dt.datetime | None = None

@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
-from monitor import activation, db, delivery, logs, pipeline, schema, server
+from monitor import activation, db, delivery, health, logs, pipeline, schema, server
 from monitor.alert import Notifier
 from monitor.alert.apprise import AppriseNotifier, apprise_secrets
 from monitor.alert.email import EmailNotifier
@@ -177,7 +177,7 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
             id=f.id,
             url=f.url,
             interval=settings.feed_interval(f),
-            jitter=poll.jitter,
+            pinned=f.interval is not None,
             tags=f.tags,
             backfill=f.backfill,
         )
@@ -194,12 +194,25 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
         worker=worker,
         feed_lease=feed_lease(settings),
         retention=settings.retention,
+        health=pipeline.Health(health_policy(settings), settings.health_alerts),
     )
     pipeline.sync(ctx)
     if activate:
         activation.activate(ctx, rules)
     outbox = delivery.Outbox(engine, routes, worker=worker)
     return Runtime(settings, engine, ctx, outbox, live, notifiers)
+
+
+def health_policy(settings: Settings) -> health.Policy:
+    poll = settings.poll
+    return health.Policy(
+        failing_after=poll.failing_after,
+        stale_after=float(poll.stale_after),
+        adaptive=poll.adaptive,
+        min_interval=poll.min_interval,
+        max_interval=poll.max_interval,
+        jitter=poll.jitter,
+    )
 
 
 def worker_id() -> str:

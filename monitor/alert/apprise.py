@@ -44,9 +44,9 @@ from urllib.parse import unquote, unquote_plus
 
 import apprise
 
-from monitor.alert import digest, render
+from monitor.alert import digest, feedhealth, render
 from monitor.errors import DeliveryError
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, HealthMessage
 
 REMEMBER = 10_000
 """Partly delivered messages whose delivered URLs are remembered (oldest forgotten first)."""
@@ -210,6 +210,14 @@ class AppriseNotifier:
             title=render.email_subject(msg),
             body=render.email_text(msg),
             kind=_notify_type(msg.severity),
+        )
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        await self._notify(
+            msg.id,
+            title=feedhealth.email_subject(msg),
+            body=feedhealth.email_text(msg),
+            kind=apprise.NotifyType.SUCCESS if msg.state == "ok" else apprise.NotifyType.WARNING,
         )
 
     async def send_digest(

@@ -148,9 +148,24 @@ def record_success(
     next_due: dt.datetime,
     body_hash: str | None = None,
     moved_to: str | None = None,
+    title: str | None = None,
+    health: str | None = None,
+    gaps: Sequence[float] | None = None,
+    last_new_at: dt.datetime | None = None,
+    interval_s: float | None = None,
 ) -> None:
     """A good poll: validators, counts, the next due time, the hash of the body it parsed, a
-    permanent move; the claim is released."""
+    permanent move, the feed's title; its health state, cadence (gaps, the last new item)
+    and interval as health.py decided them; the claim is released."""
+    _set_health(feed, health, now)
+    if gaps is not None:
+        feed.gaps = list(gaps)
+    if last_new_at is not None:
+        feed.last_new_at = last_new_at
+    if interval_s is not None:
+        feed.interval_s = interval_s
+    if title:
+        feed.title = title[:500]
     if body_hash is not None:
         feed.body_hash = body_hash
     if moved_to is not None and moved_to != (feed.moved_to or feed.url):
@@ -184,9 +199,12 @@ def record_failure(
     error: str,
     kind: str,
     next_due: dt.datetime,
+    health: str | None = None,
 ) -> None:
     """A failed poll, kept as data: status, error and its kind, one more consecutive error,
-    the next due time (backed off by the caller); the claim is released."""
+    the next due time (backed off by the caller), the health state the caller decided (with
+    this error counted); the claim is released."""
+    _set_health(feed, health, now)
     feed.last_fetch_at = now
     feed.last_status = status
     feed.last_error = error[:1000]
@@ -195,3 +213,21 @@ def record_failure(
     feed.next_due_at = next_due
     feed.claimed_by = None
     session.add(feed)
+
+
+def record_unproven(
+    session: Session, feed: Feed, *, now: dt.datetime, status: int, next_due: dt.datetime
+) -> None:
+    """A poll that answered but proves nothing (a 304 after a failed parse: the same broken
+    body): the fetch and the next due time are recorded; errors and state stay as they are."""
+    feed.last_fetch_at = now
+    feed.last_status = status
+    feed.next_due_at = next_due
+    feed.claimed_by = None
+    session.add(feed)
+
+
+def _set_health(feed: Feed, health: str | None, now: dt.datetime) -> None:
+    if health is not None and health != feed.health:
+        feed.health = health
+        feed.health_since = now

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("last_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(), nullable=True),
         sa.Column("last_success_at", sa.DateTime(), nullable=True),
+        sa.Column("last_new_at", sa.DateTime(), nullable=True),
         sa.Column("feed_url", sa.String(), nullable=False),
         sa.Column("feed_title", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -47,9 +48,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("health_id", sa.String(length=40), nullable=True))
         batch.create_index(op.f("ix_delivery_health_id"), ["health_id"], unique=False)
         batch.create_unique_constraint("uq_delivery_health_ch", ["health_id", "channel"])
-        batch.create_foreign_key(
-            "fk_delivery_health_id", "feedhealth", ["health_id"], ["id"]
-        )
+        batch.create_foreign_key("fk_delivery_health_id", "feedhealth", ["health_id"], ["id"])
 
 
 def downgrade() -> None:
