@@ -314,3 +314,25 @@ def test_an_upgraded_database_does_not_tell_an_old_failure_again(
         feed_server.routes["/old.xml"] = Route(EMPTY)
         once(config)
         assert health(hook.requests) == [("old", "failing", "ok")]
+
+
+def test_a_digest_channel_sends_a_health_change_at_once_and_alone(
+    tmp_path: Path, sqlite_url: str, feed_server: FeedServer
+) -> None:
+    """A channel that holds alerts for an hourly digest still tells a feed's failure at once,
+    as its own feed_health POST, never folded into the digest."""
+    feed_server.routes["/f.xml"] = Route(status=500)
+    feed_server.routes["/g.xml"] = Route(status=404)
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = write_config(
+            tmp_path,
+            sqlite_url,
+            f"  - {{id: f, url: '{feed_server.url('/f.xml')}'}}\n"
+            f"  - {{id: g, url: '{feed_server.url('/g.xml')}'}}\n",
+            f"  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET}, digest: 1h, "
+            "burst: 1, rate_limit: 1}\n",
+            ", failing_after: 1",
+        )
+        once(config)
+        assert sorted(health(hook.requests)) == [("f", "ok", "failing"), ("g", "ok", "failing")]
+        assert {r.json["last_error"] for r in hook.requests} == {"HTTP 500", "HTTP 404"}
