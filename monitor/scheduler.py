@@ -52,12 +52,13 @@ LEASE_MARGIN = dt.timedelta(seconds=15)  # waiting for a worker, and storing
 
 
 def tick_seconds(settings: Settings) -> float:
-    """Look for due work every 5 s, or as often as the shortest feed interval asks (at
-    least once a second), so a feed polled every 2 s is not held to a 5 s tick."""
-    shortest = min(
-        (settings.feed_interval(f).total_seconds() for f in settings.feeds), default=MAX_TICK
-    )
-    return max(1.0, min(MAX_TICK, shortest))
+    """Look for due work every 5 s, or as often as the shortest feed interval (or adaptive
+    min_interval) asks, at least once a second, so a feed polled every 2 s is not held to a
+    5 s tick."""
+    intervals = [settings.feed_interval(f).total_seconds() for f in settings.feeds]
+    if settings.poll.adaptive and intervals:
+        intervals.append(settings.poll.min_interval.total_seconds())
+    return max(1.0, min([MAX_TICK, *intervals]))
 
 
 def make_notifier(name: str, ch: AnyChannel) -> Notifier:
