@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
 
 from monitor import db, delivery, pipeline, scheduler, schema
 from monitor.cli import run_cli
@@ -336,3 +339,60 @@ def test_a_digest_channel_sends_a_health_change_at_once_and_alone(
         once(config)
         assert sorted(health(hook.requests)) == [("f", "ok", "failing"), ("g", "ok", "failing")]
         assert {r.json["last_error"] for r in hook.requests} == {"HTTP 500", "HTTP 404"}
+
+
+def test_revision_0005_goes_down_and_up_again_keeping_the_alerts_deliveries(db_url: str) -> None:
+    """Downgrading to 0004 drops the health messages (and only their deliveries); upgrading
+    again restores the schema the models describe."""
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO feed (id, url, initialized, consecutive_errors, "
+                "last_item_count, total_items, enabled, health) VALUES "
+                "('f', 'u', true, 0, 0, 0, true, 'ok')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO item (id, feed_id, guid, title, summary, content, categories, "
+                "content_hash) VALUES (1, 'f', 'g', 't', '', '', '[]', 'h')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert (id, rule_id, item_id, created_at, rule_name, severity, "
+                "terms, snippet, also_reported_by, held_back) VALUES "
+                "('a1', 'r', 1, :t, 'r', 'high', '[]', '', '[]', 0)"
+            ),
+            {"t": now.replace(tzinfo=None)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO feedhealth (id, feed_id, state, previous, consecutive_errors, "
+                "feed_url) VALUES ('h1', 'f', 'failing', 'ok', 3, 'u')"
+            )
+        )
+        for column, ref in (("alert_id", "a1"), ("health_id", "h1")):
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO delivery ({column}, channel, status, attempts) "
+                    f"VALUES ('{ref}', 'ops', 'pending', 0)"
+                )
+            )
+    with engine.connect() as conn:
+        cfg = schema._config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        conn.commit()
+        assert "feedhealth" not in sa.inspect(conn).get_table_names()
+        rows = conn.execute(sa.text("SELECT alert_id FROM delivery")).scalars().all()
+        assert rows == ["a1"]
+    schema.upgrade(engine)
+    assert schema.current(engine) == schema.head()
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(ctx, SQLModel.metadata) == []
+    engine.dispose()
