@@ -3,7 +3,8 @@ configured as an Apprise URL (https://github.com/caronc/apprise/wiki), no code o
 service.
 
 One message per alert (title: the email subject; body: the plain-text email), or per digest
-(title: the digest subject; body: one line per alert, most severe first). Text is sent as
+(title: the digest subject; body: one line per alert, most severe first), or per feed health
+change (title and body as its email's). Text is sent as
 Apprise's TEXT format, so a service that takes Markdown or HTML gets the feed text escaped.
 A message longer than a service accepts is truncated (Apprise's `overflow=truncate`), unless
 the URL asks otherwise (`?overflow=split`, `?overflow=upstream`): an over-long Discord or

@@ -1,5 +1,6 @@
 """The email channel: one multipart/alternative message (text and HTML) per alert, or per
-digest (many alerts, one email; see digest.py), via SMTP.
+digest (many alerts, one email; see digest.py), or per feed health change (feedhealth.py:
+`[FEED FAILING] gs-wmd: HTTP 500`), via SMTP.
 
 Transport security, decided before a byte of the message or the login leaves:
 

@@ -1,5 +1,5 @@
 """The log channel: each alert as one structlog event `alert` on the `monitor.alert` logger,
-each digest as one event `alert_digest`.
+each digest as one event `alert_digest`, each feed health change as one event `feed_health`.
 
 The default channel when none is configured, and what `make run` shows for the seed demo, so
 the line carries the rule and the title. Feed text is put on one line (no forged log lines).

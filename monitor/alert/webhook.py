@@ -1,4 +1,5 @@
-"""The webhook channel: one signed JSON POST per alert, or per digest (Standard Webhooks).
+"""The webhook channel: one signed JSON POST per alert, per digest, or per feed health change
+(`feed_health`), signed per Standard Webhooks.
 
 Outcome of one attempt (shared/reference/standard-webhooks.md, "Delivery success and failure"):
 
