@@ -139,7 +139,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     """Store feeds' items and write the alerts they cause (in the caller's transaction), a
     few statements for the whole batch: the feed rows, then items, then alerts, then the
     feeds' new state (one flush)."""
-    rows = store.load_feeds(s, [f.feed.id for f in batch])
+    rows = store.load_feeds(s, [f.feed.id for f in batch], lock=True)
     parsed = [(f.feed.id, f.parsed.items, f.now) for f in batch if f.parsed is not None]
     stored_of = iter(store.upsert_many(s, parsed))
     stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
@@ -270,7 +270,7 @@ def record_failure(
     """A failed poll on the feed's row, its health state, and the message when the state
     changed (in one transaction); returns (previous, now) for a change."""
     with db.session(engine) as s:
-        row = store.get_feed(s, feed.id)
+        row = store.get_feed(s, feed.id, lock=True)
         previous = row.health
         errors = row.consecutive_errors + 1
         # Backed off, or what its server asked for with Retry-After, whichever is longer.

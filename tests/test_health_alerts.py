@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from monitor import db, delivery, pipeline, scheduler, schema
+from monitor import db, delivery, pipeline, scheduler, schema, store, storing
 from monitor.cli import run_cli
 from monitor.config import load_rules
 from monitor.models import Feed, FeedHealth, utcnow
@@ -395,4 +395,50 @@ def test_revision_0005_goes_down_and_up_again_keeping_the_alerts_deliveries(db_u
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, SQLModel.metadata) == []
+    engine.dispose()
+
+
+def test_two_workers_failing_one_feed_tell_its_change_once(pg_url: str) -> None:
+    """A worker whose lease ran out and the worker that took the feed over both record a
+    failure: the second waits for the first's row (FOR UPDATE), so the errors add up and the
+    change to failing is written once, not once by each from the same old row."""
+    import threading
+    import time
+
+    engine = db.make_engine(pg_url)
+    schema.upgrade(engine)
+    now = utcnow()
+    with db.session(engine) as s:
+        store.sync_feeds(s, [("f", "https://news.example.org/f.xml")], now)
+        store.get_feed(s, "f").consecutive_errors = 1
+        s.commit()
+    health_rules = storing.Health(channels=("ops",))  # failing_after 3
+    job = storing.FeedJob("f", "https://news.example.org/f.xml", dt.timedelta(minutes=10))
+    with db.session(engine) as first:
+        row = store.get_feed(first, "f", lock=True)  # the first worker, writing its failure
+        second = threading.Thread(
+            target=storing.record_failure,
+            args=(engine, health_rules, job, now, 500, "HTTP 500", "FetchHTTPError", None),
+        )
+        second.start()
+        deadline = time.monotonic() + 10
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+
+        def blocked() -> bool:  # another connection: stats are a snapshot per transaction
+            with engine.connect() as c:
+                return bool(c.execute(waiting).scalar())
+
+        while not blocked():  # the second writer waits for the row
+            assert time.monotonic() < deadline, "the second writer never waited for the row"
+        row.consecutive_errors, row.health, row.health_since = 2, "ok", now
+        first.commit()
+    second.join(timeout=10)
+    with db.session(engine) as s:
+        row = store.get_feed(s, "f")
+        assert (row.consecutive_errors, row.health) == (3, "failing")
+        changes = s.exec(sa.select(FeedHealth)).scalars().all()
+        assert [(c.previous, c.state) for c in changes] == [("ok", "failing")]
     engine.dispose()

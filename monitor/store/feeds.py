@@ -117,19 +117,26 @@ def release_feed(session: Session, feed_id: str, *, worker: str, now: dt.datetim
     )
 
 
-def load_feeds(session: Session, feed_ids: Sequence[str]) -> dict[str, Feed]:
-    """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError."""
+def load_feeds(session: Session, feed_ids: Sequence[str], *, lock: bool = False) -> dict[str, Feed]:
+    """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError.
+    `lock`: held for this transaction on PostgreSQL (FOR UPDATE, in id order, so two
+    writers never deadlock), so that two workers that both polled a feed (one's lease ran
+    out) count its errors and see a change of its health state one after the other, never
+    both from the same row."""
     rows: dict[str, Feed] = {}
-    for chunk in chunks(list(dict.fromkeys(feed_ids))):
-        rows.update((f.id, f) for f in session.exec(select(Feed).where(col(Feed.id).in_(chunk))))
+    for chunk in chunks(sorted(set(feed_ids))):
+        query = select(Feed).where(col(Feed.id).in_(chunk))
+        if lock:
+            query = query.order_by(col(Feed.id)).with_for_update()
+        rows.update((f.id, f) for f in session.exec(query))
     for feed_id in feed_ids:
         if feed_id not in rows:
             raise KeyError(feed_id)
     return rows
 
 
-def get_feed(session: Session, feed_id: str) -> Feed:
-    feed = session.get(Feed, feed_id)
+def get_feed(session: Session, feed_id: str, *, lock: bool = False) -> Feed:
+    feed = session.get(Feed, feed_id, with_for_update=lock or None)
     if feed is None:
         raise KeyError(feed_id)
     return feed
