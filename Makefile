@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint bench clean container-test
+.PHONY: run test check lint bench clean container-test fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 # Skipped, saying so, without a container engine. CI runs it after `make test`.
 container-test: $(STAMP)
 	MONITOR_CONTAINER_TEST=1 $(BIN)/pytest -q -rs tests/test_container.py
+
+# The parse+normalize fuzz test of the suite, longer (tests/test_fuzz.py): FUZZ_EXAMPLES=N to
+# change how long.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(BIN)/pytest -q -p no:cacheprovider \
+		--hypothesis-show-statistics tests/test_fuzz.py
 
 check: $(STAMP)
 	$(BIN)/monitor --config config/monitor.yaml check

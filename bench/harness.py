@@ -258,6 +258,7 @@ def write_config(
     interval: str = "1h",
     backfill: bool = True,
     name: str = "monitor.yaml",
+    stories_window: str | None = None,
 ) -> Path:
     """monitor.yaml and its watchlist in `folder`; returns the config's path.
 
@@ -278,6 +279,7 @@ def write_config(
         "  allow_private_networks: true",
         f'  user_agent: "{user_agent}"',
         "server: {listen: 127.0.0.1:0}",
+        *([f"stories: {{window: {stories_window}}}"] if stories_window else []),
         "channels:",
         "  console: {type: log}",
         "feeds:",

@@ -128,12 +128,18 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--per-host", type=int, default=50, help="poll.per_host (at most 50)")
     ap.add_argument("--no-backfill", action="store_true", help="cycle 1 stores without matching")
+    ap.add_argument(
+        "--stories-off",
+        action="store_true",
+        help="also run cycle 1 with stories.window 0s (exact copies only), to price the story step",
+    )
     args = ap.parse_args()
     stop_on_sigterm()
     print(machine(), flush=True)
     problems: list[str] = []
     peers: list[Result] = []
     rounds: list[tuple[Result, Result]] = []
+    priced: list[tuple[Result, Result]] = []  # (cycle 1, cycle 1 without the story step)
     with (
         tempfile.TemporaryDirectory(prefix="bench_poll_") as tmp,
         FeedServer(args.feeds, args.ports) as srv,
@@ -178,6 +184,23 @@ def main() -> int:
                 flush=True,
             )
             rounds.append((c1, c2))
+            if args.stories_off:
+                off = folder / f"round{r}-nostories"
+                off.mkdir()
+                write_config(
+                    off,
+                    database=f"sqlite:///{off}/monitor.db",
+                    urls=srv.urls(),
+                    user_agent=UA,
+                    concurrency=args.concurrency,
+                    per_host=args.per_host,
+                    backfill=not args.no_backfill,
+                    stories_window="0s",
+                )
+                c0, bad = ours(srv, off, f"cycle 1 without the story step (round {r})", 200)
+                print(c0.line(), flush=True)
+                problems += bad
+                priced.append((c1, c0))
             p, bad = peer(srv, folder, f"peer run {r + 1}", args.concurrency)
             print(p.line(), flush=True)
             peers.append(p)
@@ -199,6 +222,11 @@ def main() -> int:
             f"peak RSS ours / peer: {c1.run.peak_mb / mean_rss:.2f}"
             f"; cycle 2 (all 304): {c2.run.wall:.1f} s wall, {c2.run.cpu_s:.1f} CPU-s, "
             f"{c2.run.wall / c1.run.wall:.0%} of cycle 1's wall"
+        )
+    for r, (c1, c0) in enumerate(priced):
+        print(
+            f"story step: cycle 1 wall with it / without it: {c1.run.wall / c0.run.wall:.2f}, "
+            f"CPU-s {c1.run.cpu_s / c0.run.cpu_s:.2f} (round {r + 1})"
         )
     if problems:
         print("\nCHECKS FAILED:\n  " + "\n  ".join(problems))

@@ -17,9 +17,10 @@ from sqlalchemy.engine import Engine
 
 from monitor import db, store
 from monitor.alert.routes import holds
-from monitor.models import ItemData, utcnow
+from monitor.models import utcnow
 from monitor.pipeline import Context
 from monitor.rules import Rule, Watchlist
+from monitor.store.items import StoredItem
 from monitor.storing import new_alert
 from monitor.units import format_duration
 
@@ -68,20 +69,25 @@ def _backfill(
     created = 0
     tags = {f.id: f.tags for f in ctx.feeds.values()}
     for page in stored_pages(ctx.engine, since):
-        alerts = []
-        for item_id, data in page:
-            if not rule.applies_to(data.feed_id, tags.get(data.feed_id, ())):
+        hits = []
+        for stored in page:
+            if not rule.applies_to(stored.data.feed_id, tags.get(stored.data.feed_id, ())):
                 continue
-            hit = rule.compiled.match(data, rule_id=rule.id)
+            hit = rule.compiled.match(stored.data, rule_id=rule.id)
             if hit is not None:
-                alerts.append(new_alert(ctx.channels, rule, item_id, data, hit))
+                hits.append((stored, hit))
         with db.session(ctx.engine) as s:
+            stories = store.item_stories(s, [stored.id for stored, _ in hits])
+            alerts = [
+                new_alert(ctx.channels, rule, stored, hit, stories.get(stored.id))
+                for stored, hit in hits
+            ]
             created += len(store.add_alerts(s, alerts, now, holds(ctx.channels)))
             s.commit()
     return created
 
 
-def stored_pages(engine: Engine, since: dt.datetime) -> Iterator[list[tuple[int, ItemData]]]:
+def stored_pages(engine: Engine, since: dt.datetime) -> Iterator[list[StoredItem]]:
     """The stored items first seen at or after `since`, a page (and a session) at a time."""
     after = 0
     while True:
@@ -89,5 +95,5 @@ def stored_pages(engine: Engine, since: dt.datetime) -> Iterator[list[tuple[int,
             page = store.items_since(s, since, after_id=after)
         if not page:
             return
-        yield [(item_id, data) for item_id, _seen, data in page]
+        yield [StoredItem(item_id, data, seen, False) for item_id, seen, data in page]
         after = page[-1][0]

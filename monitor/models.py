@@ -109,6 +109,34 @@ class Item(SQLModel, table=True):
     first_seen_at: dt.datetime | None = _ts(index=True)
     updated_at: dt.datetime | None = _ts()
     content_hash: str = Field(max_length=64, index=True)
+    # The story it belongs to (stories.py): the content hash of the story's first item, so
+    # that an exact copy and a near one fold the same way; NULL before revision 0007 filled it.
+    story: str | None = Field(default=None, max_length=64, index=True)
+
+
+class StoryMember(SQLModel, table=True):
+    """An item of the story window (`stories.window`): what a new item is compared with. Rows
+    older than the window are purged; the item keeps its `story`."""
+
+    __tablename__ = "story_member"
+
+    item_id: int = Field(primary_key=True)
+    story: str = Field(max_length=64)
+    url: str | None = Field(default=None, max_length=2000, index=True)
+    content_hash: str = Field(max_length=64, index=True)
+    sketch: bytes | None = Field(default=None, sa_column=sa.Column(sa.LargeBinary))
+    seen_at: dt.datetime | None = _ts(index=True)
+
+
+class StoryBand(SQLModel, table=True):
+    """LSH band keys of the window's items: a new item's candidates are the items sharing one
+    of its bands (an indexed lookup per item, not a scan)."""
+
+    __tablename__ = "story_band"
+
+    band: str = Field(primary_key=True, max_length=40)
+    item_id: int = Field(primary_key=True)
+    seen_at: dt.datetime | None = _ts(index=True)
 
 
 class Tombstone(SQLModel, table=True):
@@ -140,6 +168,8 @@ class Alert(SQLModel, table=True):
     terms: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
     snippet: str = ""
     also_reported_by: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
+    # Every copy of the story after the first: {feed, url, publisher, first_seen}.
+    sources: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
     story_url: str | None = Field(default=None, max_length=2000)
     story_hash: str | None = Field(default=None, max_length=64)
     held_back: int = 0  # matches the rule's cooldown dropped between its previous alert and this

@@ -50,6 +50,7 @@ class Context:
     # feeds are due again this soon.
     feed_lease: dt.timedelta = dt.timedelta(seconds=90)
     retention: dt.timedelta = dt.timedelta(days=180)
+    story_window: dt.timedelta = dt.timedelta(days=3)  # stories.window (folding.py)
     # rule id -> when the rule, as now written, became active (activation.activate sets it).
     active_since: dict[str, dt.datetime] = field(default_factory=dict)
     # Observers (metrics, tests): called with every feed outcome.
@@ -70,7 +71,13 @@ class Context:
     def __post_init__(self) -> None:
         self.writer = Writer(
             self.engine,
-            Rules(self.watchlist, lambda: self.active_since, self.channels, self.health),
+            Rules(
+                self.watchlist,
+                lambda: self.active_since,
+                self.channels,
+                self.story_window,
+                self.health,
+            ),
         )
 
 
@@ -204,6 +211,7 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
             Fetched(
                 feed, result, done.parsed if done else None, now, body_hash,
                 hits=done.hits if done else None, hits_by=done.watchlist if done else None,
+                sketches=done.sketches if done else None,
             )
         )  # fmt: skip
     except (FetchError, ParseError) as exc:
@@ -320,4 +328,7 @@ def purge(ctx: Context) -> int:
             break
     if total:
         log.info("purged", items=total, older_than=format_duration(ctx.retention))
+    with db.session(ctx.engine) as s:  # the story window's index: what is older is no copy
+        store.purge_stories(s, now - ctx.story_window)
+        s.commit()
     return total

@@ -195,6 +195,7 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
         worker=worker,
         feed_lease=feed_lease(settings),
         retention=settings.retention,
+        story_window=settings.stories.window,
         health=pipeline.Health(health_policy(settings), settings.health_alerts),
     )
     pipeline.sync(ctx)

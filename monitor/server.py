@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from monitor import __version__, db, store
+from monitor.alert.render import source_line
 from monitor.db import Engine
 from monitor.metrics import CONTENT_TYPE, Metrics, WatchlistStatus
 from monitor.models import Alert, Item, utcnow
@@ -212,7 +213,9 @@ def _summary(alert: Alert, item: Item) -> str:
         "",
         f"Feed: {item.feed_id}" + (f"; source: {item.source}" if item.source else ""),
     ]
-    if alert.also_reported_by:
+    if alert.sources:
+        lines += ["Also reported by:", *(f"- {source_line(c)}" for c in alert.sources)]
+    elif alert.also_reported_by:
         lines.append("Also reported by: " + ", ".join(alert.also_reported_by))
     if item.url and not is_web_url(item.url):
         lines.append(f"URL (not linked): {item.url}")

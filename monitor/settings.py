@@ -289,6 +289,14 @@ AnyChannel = WebhookChannel | EmailChannel | AppriseChannel | LogChannel
 Channel = Annotated[AnyChannel, Field(discriminator="type")]
 
 
+class StorySettings(Strict):
+    window: Duration = Field(
+        dt.timedelta(days=3),
+        description="Copies and light rewrites of one report seen within this window are one "
+        "story: one alert per rule, naming every source. 0s: exact copies only.",
+    )
+
+
 class Settings(Strict):
     database: str = Field(
         "sqlite:///data/monitor.db",
@@ -308,6 +316,9 @@ class Settings(Strict):
         dt.timedelta(days=180), description="Items older than this are purged."
     )
     server: ServerSettings = Field(default_factory=ServerSettings, description="The HTTP endpoint.")
+    stories: StorySettings = Field(
+        default_factory=StorySettings, description="One alert per story (docs/design.md)."
+    )
     health_alerts: tuple[str, ...] = Field(
         (),
         description="Channels told when a feed starts failing, goes stale, or recovers (one "

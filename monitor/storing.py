@@ -25,14 +25,16 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import db, store
+from monitor import db, folding, store
 from monitor import health as hl
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
-from monitor.models import Feed, Hit, ItemData
+from monitor.models import Feed, Hit
 from monitor.outcomes import FeedOutcome
 from monitor.parse import ParsedFeed
 from monitor.rules import Rule, Watchlist
+from monitor.store.items import StoredItem
+from monitor.stories import Sketch, item_sketch
 
 log = structlog.get_logger("monitor.storing")
 
@@ -66,6 +68,8 @@ class Fetched:
     # items with hits), and the watchlist version that made them; None: match here.
     hits: Mapping[str, list[Hit]] | None = None
     hits_by: str | None = None
+    # The items' sketches for the story step, by guid, made in the worker; None: make here.
+    sketches: Mapping[str, Sketch | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class Rules:
     watchlist: Callable[[], Watchlist]
     active_since: Callable[[], Mapping[str, dt.datetime]]
     channels: Mapping[str, ChannelRoute]
+    story_window: dt.timedelta = dt.timedelta(days=3)  # stories.window
     health: Health = field(default_factory=Health)
 
 
@@ -144,13 +149,21 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     stored_of = iter(store.upsert_many(s, parsed))
     stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
     watchlist = rules.watchlist()
+    # A new feed's existing items are only recorded (no flood on the first poll) unless the
+    # feed asks for backfill.
+    found = [
+        _match(rules, watchlist, f, new) if _alerts(rows[f.feed.id], f) else []
+        for f, new in zip(batch, stored, strict=True)
+    ]
+    stories = _stories(s, rules, batch, found)
     cooling = _CoolDown(s, watchlist)
     alerts: list[tuple[int, store.NewAlert]] = []  # (index in batch, alert)
     held: list[dict[str, int]] = []
-    for n, (f, new) in enumerate(zip(batch, stored, strict=True)):
-        # A new feed's existing items are only recorded (no flood on the first poll) unless
-        # the feed asks for backfill.
-        matched = _match(rules, watchlist, f, new) if _alerts(rows[f.feed.id], f) else []
+    for n, (f, hits) in enumerate(zip(batch, found, strict=True)):
+        matched = [
+            new_alert(rules.channels, rule, item, hit, stories.get(item.id))
+            for item, rule, hit in hits
+        ]
         kept, held_back = cooling.apply(matched, f.now)
         alerts += [(n, a) for a in kept]
         held.append(held_back)
@@ -166,6 +179,35 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
         _record(s, rules.health, rows[f.feed.id], f, new, created[n], held[n])
         for n, (f, new) in enumerate(zip(batch, stored, strict=True))
     ]
+
+
+def _stories(
+    s: Session,
+    rules: Rules,
+    batch: Sequence[Fetched],
+    found: Sequence[Sequence[tuple[StoredItem, Rule, Hit]]],
+) -> dict[int, str]:
+    """The story of every item that is about to alert: new ones through the story step,
+    edited ones keep theirs. Only those: an item no rule matches never alerts, so its story
+    is never asked for, and the story step costs in proportion to the matches, not to the
+    items polled."""
+    new: dict[int, StoredItem] = {}
+    sketches: dict[int, Sketch | None] = {}
+    edited: set[int] = set()
+    for f, hits in zip(batch, found, strict=True):
+        for it, _rule, _hit in hits:
+            if it.changed:
+                edited.add(it.id)
+            elif it.id not in new:
+                new[it.id] = it
+                made = f.sketches or {}
+                guid = it.data.guid
+                sketches[it.id] = made[guid] if guid in made else item_sketch(it.data)
+    out = folding.assign(
+        s, list(new.values()), sketches, max(f.now for f in batch), rules.story_window
+    )
+    out.update(store.item_stories(s, edited) if edited else {})
+    return out
 
 
 def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
@@ -294,13 +336,14 @@ def next_due(
 
 
 def _match(
-    rules: Rules, watchlist: Watchlist, f: Fetched, items: Sequence[store.StoredItem]
-) -> list[store.NewAlert]:
+    rules: Rules, watchlist: Watchlist, f: Fetched, items: Sequence[StoredItem]
+) -> list[tuple[StoredItem, Rule, Hit]]:
+    """The hits that may alert: (item, rule, hit)."""
     by_id = {r.id: r for r in watchlist.rules}
     active_since = rules.active_since()
     # The worker's hits, unless the rules changed since it matched.
     made = f.hits if f.hits is not None and f.hits_by == watchlist.version else None
-    out: list[store.NewAlert] = []
+    out: list[tuple[StoredItem, Rule, Hit]] = []
     for item in items:
         hits = (
             made.get(item.data.guid, []) if made is not None
@@ -313,24 +356,36 @@ def _match(
             since = active_since.get(rule.id)
             if since is None or item.first_seen_at < since:
                 continue
-            out.append(new_alert(rules.channels, rule, item.id, item.data, hit))
+            out.append((item, rule, hit))
     return out
 
 
 def new_alert(
-    channels: Mapping[str, ChannelRoute], rule: Rule, item_id: int, item: ItemData, hit: Hit
+    channels: Mapping[str, ChannelRoute],
+    rule: Rule,
+    stored: StoredItem,
+    hit: Hit,
+    story: str | None = None,
 ) -> store.NewAlert:
-    """The alert a rule's hit on a stored item makes, routed to the rule's channels."""
+    """The alert a rule's hit on a stored item makes, routed to the rule's channels; one per
+    rule and story (`story`: the item's, else its content hash)."""
+    item = stored.data
     return store.NewAlert(
-        item_id,
+        stored.id,
         rule.id,
         rule.name,
         rule.severity,
         hit,
         routes_for(rule.notify, rule.severity, channels),
         story_url=item.url,
-        story_hash=item.content_hash or None,
+        story_hash=story or item.content_hash or None,
         reporter=f"{item.feed_id} ({item.source})" if item.source else item.feed_id,
+        copy={
+            "feed": item.feed_id,
+            "url": item.url,
+            "publisher": item.source,
+            "first_seen": stored.first_seen_at.isoformat(),
+        },
         cooldown=rule.cooldown is not None,
     )
 

@@ -21,6 +21,7 @@ class Route:
     gzip: bool = False  # compress when the client accepts gzip
     redirect: str | None = None  # Location for a 301
     drip: float = 0.0  # seconds between 1-byte writes (slow server)
+    delay: float = 0.0  # seconds before the response starts (a busy server)
     endless: bool = False  # the body, then zeros for ever (no Content-Length)
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +84,8 @@ class FeedServer:
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         route = self.routes.get(h.path.split("?", 1)[0])
         headers = {k.lower(): v for k, v in h.headers.items()}
+        if route is not None and route.delay:
+            time.sleep(route.delay)
         status = 404 if route is None else route.status
         body = b"" if route is None else route.body
         extra: dict[str, str] = {} if route is None else dict(route.headers)

@@ -152,7 +152,8 @@ async def test_the_same_story_in_three_feeds_alerts_once(
     assert len(alert.also_reported_by) == 2
     capsys.readouterr()
     assert run_cli(["--config", str(config), "alerts"]) == 0
-    assert "(also: " in capsys.readouterr().out  # the other feeds are listed
+    listed = capsys.readouterr().out
+    assert sum(f"+ {f}" in listed for f in "abc") == 2, listed  # the other feeds, as sources
     assert {alert.also_reported_by[0], alert.also_reported_by[1]} <= {"a", "b", "c"}
 
 

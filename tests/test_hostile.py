@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import select
 
@@ -29,6 +31,7 @@ from monitor.models import Feed, Item
 from tests.conftest import ROOT
 from tests.feedserver import FeedServer, Route
 from tests.servers import WebhookReceiver
+from tests.test_rule_lifecycle import Daemon as _Daemon
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -40,11 +43,11 @@ POLICY = (
 )
 
 
-def rss(title: str = "t", *, head: str = "", body: str = "") -> bytes:
+def rss(title: str = "t", *, head: str = "", body: str = "", link: str = "1") -> bytes:
     return (
         f"<?xml version='1.0' encoding='utf-8'?>{head}<rss version='2.0'><channel><title>c</title>"
         f"<link>https://e.example.org/</link><item><title>{title}</title>"
-        f"<link>https://e.example.org/1</link>{body}</item></channel></rss>"
+        f"<link>https://e.example.org/{link}</link>{body}</item></channel></rss>"
     ).encode()
 
 
@@ -227,4 +230,102 @@ def test_hostile_feeds_fail_alone_within_bounds_and_the_healthy_one_alerts(
     assert rows["429"].next_due_at is not None
     assert rows["429"].next_due_at - rows["429"].last_fetch_at >= __import__("datetime").timedelta(
         seconds=3600
+    )
+
+
+def test_a_redos_author_and_a_feed_past_its_deadline_stall_nothing_else(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Acceptance 4: an 80 kB `<author>` shaped for feedparser's e-mail regex (unbounded, 25 s
+    with the GIL held) and a 20 MB feed whose parse needs more than its 1 s CPU deadline, beside
+    three healthy feeds, in `monitor run`. /healthz answers within 1 s all along, the healthy
+    feeds alert, the huge feed is recorded as past its deadline, the author is cut."""
+    feed_server.routes["/redos.xml"] = Route(rss("redos", body=f"<author>{'a' * 80_000}</author>"))
+    many = "".join(
+        f"<item><title>Item {i}</title><link>https://e.example.org/{i}</link>"
+        f"<description>{'word ' * 150}</description></item>"
+        for i in range(25_000)
+    )
+    feed_server.routes["/huge.xml"] = Route(
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>h</title>{many}</channel></rss>"
+        .encode()
+    )  # fmt: skip
+    healthy = [f"h{i}" for i in range(3)]
+    for name in healthy:
+        feed_server.routes[f"/{name}.xml"] = Route(
+            rss(f"North Korea missile launch {name}", link=name)
+        )
+    (tmp_path / "watchlist.yaml").write_text("rules:\n  - {id: dprk, query: 'North Korea'}\n")
+    feeds = "".join(
+        f"  - {{id: {n}, url: '{feed_server.url(f'/{n}.xml')}', backfill: true}}\n"
+        for n in ["redos", "huge", *healthy]
+    )
+    with WebhookReceiver(secret=SECRET) as hook:
+        config = tmp_path / "monitor.yaml"
+        config.write_text(
+            f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'watchlist.yaml'}\n"
+            "poll: {allow_private_networks: true, interval: 1h, jitter: 0s, max_bytes: 30MB,"
+            " parse_timeout: 1s, workers: 2}\n"
+            "server: {listen: '127.0.0.1:0'}\n"
+            f"channels:\n  ops: {{type: webhook, url: '{hook.url}', secret: '{SECRET}'}}\n"
+            f"feeds:\n{feeds}"
+        )
+        daemon = Daemon(config)
+        try:
+            address = daemon.wait_event("http_listening", timeout=30)["address"]
+            slowest, answers = 0.0, 0
+            with httpx.Client(base_url=f"http://{address}", trust_env=False) as client:
+                deadline = time.monotonic() + 60
+                while len(hook.requests) < len(healthy) or not polled(daemon, "huge"):
+                    assert time.monotonic() < deadline, waiting(hook, daemon)
+                    t0 = time.monotonic()
+                    assert client.get("/healthz", timeout=5).status_code == 200
+                    slowest, answers = max(slowest, time.monotonic() - t0), answers + 1
+            print(f"/healthz: {answers} answers, the slowest in {slowest * 1000:.0f} ms")
+            assert slowest < 1.0, f"/healthz took {slowest:.2f} s"
+            assert answers >= 5
+            alerts = hook.wait_for(len(healthy), timeout=1)
+            assert {a.json["item"]["feed"] for a in alerts} == set(healthy)
+            assert all(a.verified for a in alerts)
+        finally:
+            assert daemon.stop() == 0
+    engine = db.make_engine(f"sqlite:///{tmp_path}/m.db")
+    with db.session(engine) as s:
+        rows = {f.id: f for f in s.exec(select(Feed)).all()}
+        [redos] = s.exec(select(Item).where(Item.feed_id == "redos")).all()
+        huge_items = s.exec(select(Item).where(Item.feed_id == "huge")).all()
+    engine.dispose()
+    assert redos.author is not None and len(redos.author) <= 512
+    assert rows["redos"].last_error is None
+    assert huge_items == [] and "CPU deadline" in (rows["huge"].last_error or ""), rows["huge"]
+
+
+class Daemon(_Daemon):
+    """`monitor run`, keeping the events it has read."""
+
+    def __init__(self, config: Path) -> None:
+        self.seen: list[dict[str, object]] = []
+        super().__init__(config)
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = {"event": "raw", "line": line}
+            self.seen.append(event)
+            self.lines.put(event)
+
+
+def waiting(hook: WebhookReceiver, daemon: Daemon) -> str:
+    feeds = [r.json["item"]["feed"] for r in hook.requests]
+    return f"alerts from {feeds}; events: {[(e.get('event'), e.get('feed')) for e in daemon.seen]}"
+
+
+def polled(daemon: Daemon, feed: str) -> bool:
+    """Whether `feed` has been polled (well or not), in the events seen so far."""
+    return any(
+        e.get("feed") == feed and e.get("event") in ("feed_polled", "feed_failed")
+        for e in daemon.seen
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import psycopg
 import pytest
@@ -215,3 +216,48 @@ def test_processes_upgrading_together_all_succeed(tmp_path: Path, db_url: str) -
     engine = db.make_engine(db_url)
     assert schema.current(engine) == schema.head()
     engine.dispose()
+
+
+def test_revision_0007_gives_old_items_their_story_and_an_old_alert_takes_its_copies(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Stories (0007): every item of the 0.1.0 database gets its content hash as its story,
+    the key its alerts already folded copies by; a copy of an alerted item that arrives after
+    the upgrade, in another feed under another URL, does not alert again and is named on the
+    old alert, among its sources."""
+    load_0_1_0(db_url)
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+    with engine.connect() as conn:
+        stories = conn.execute(sa.text("SELECT story, content_hash FROM item")).all()
+        title, summary, content = conn.execute(
+            sa.text(
+                "SELECT i.title, i.summary, i.content FROM item i JOIN alert a ON a.item_id = i.id"
+                " ORDER BY a.id LIMIT 1"
+            )
+        ).one()
+    assert stories and all(story == digest for story, digest in stories)
+    copy = tmp_path / "copy.xml"
+    copy.write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>c</title>"
+        "<link>https://copies.example.org/</link><item>"
+        f"<title>{escape(title)}</title><link>https://copies.example.org/1</link>"
+        f"<guid>copy-1</guid><description>{escape(summary or content)}</description>"
+        "</item></channel></rss>"
+    )
+    with WebhookReceiver(secret=SECRET) as ops:
+        path = tmp_path / "monitor.yaml"
+        path.write_text(
+            f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n"
+            f"feeds:\n  - {{id: copies, url: {copy}, backfill: true}}\n"
+            f"channels:\n  ops: {{type: webhook, url: '{ops.url}', secret: {SECRET}}}\n"
+        )
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert ops.requests == []  # the story alerted before the upgrade
+    with engine.connect() as conn:
+        named = conn.execute(
+            sa.text("SELECT a.also_reported_by FROM alert a JOIN item i ON a.item_id = i.id"
+                    " WHERE i.title = :t"), {"t": title}
+        ).scalars().all()  # fmt: skip
+    engine.dispose()
+    assert any("copies" in str(n) for n in named), named

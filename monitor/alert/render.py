@@ -13,12 +13,14 @@ untrusted. The rules here:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
 import html
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from monitor.models import AlertMessage
@@ -62,6 +64,21 @@ def _is_control(ch: str) -> bool:
     # separators, which some readers treat as line breaks. Cf (format characters: joiners,
     # bidi marks) is kept: Arabic and Persian titles need them.
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def source_line(copy: Mapping[str, Any]) -> str:
+    """One copy of a story, as `monitor alerts` and /alerts.atom list it:
+    `feed (publisher) url, first seen 2026-12-01 09:00 UTC`."""
+    who = str(copy.get("feed") or "?")
+    if copy.get("publisher"):
+        who += f" ({copy['publisher']})"
+    parts = [who, str(copy.get("url") or "")]
+    seen = copy.get("first_seen")
+    if seen:
+        with contextlib.suppress(ValueError):
+            when = dt.datetime.fromisoformat(str(seen)).astimezone(dt.UTC)
+            parts.append(f"first seen {when:%Y-%m-%d %H:%M} UTC")
+    return one_line(" ".join(p for p in parts if p))
 
 
 def one_line(text: str | None, limit: int | None = None) -> str:

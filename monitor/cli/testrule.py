@@ -81,7 +81,7 @@ def test_rule(
             raise click.BadParameter(str(exc), param_hint="--since") from None
         tags = {f.id: f.tags for f in settings.feeds}
         candidates = (
-            data for page in stored_pages(env.engine(), utcnow() - window) for _id, data in page
+            s.data for page in stored_pages(env.engine(), utcnow() - window) for s in page
         )
     else:
         tags = {}

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from monitor import db, store
+from monitor.alert.render import source_line
 from monitor.cli.base import Env, ago, cli, out, pass_env
-from monitor.models import Delivery, utcnow
+from monitor.models import Alert, Delivery, utcnow
 from monitor.units import format_duration
 
 
@@ -79,13 +80,20 @@ def alerts(ctx: click.Context, limit: int) -> None:
             a.rule_id,
             a.severity,
             r.item.title[:60]
-            + (f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else "")
+            + _also(a)
             + (f"\n(cooldown held back {_matches(a.held_back)} before it)" if a.held_back else ""),
             "\n".join(_delivery_line(d) for d in r.deliveries),
         )
     out.print(table)
     for rule_id, n in sorted(holding.items()):
         out.print(f"rule {rule_id}: its cooldown has held back {_matches(n)} since its last alert")
+
+
+def _also(a: Alert) -> str:
+    """The story's other sources: each copy's feed, url and first sighting."""
+    if a.sources:
+        return "".join(f"\n+ {source_line(c)}" for c in a.sources)
+    return f"\n(also: {', '.join(a.also_reported_by)})" if a.also_reported_by else ""
 
 
 def _matches(n: int) -> str:

@@ -18,6 +18,7 @@ expires, so another process (or the same one after restart) picks it up.
     health.py   changes of a feed's health state and their deliveries
     outbox.py   due deliveries, claims, the outcome of each attempt
     rules.py    when each version of a rule became active
+    stories.py  the story window's index (members, LSH band keys)
     views.py    read-only queries for cli, server and metrics
 """
 
@@ -69,6 +70,8 @@ from monitor.store.outbox import (
     requeue_delivery,
 )
 from monitor.store.rules import activate_rules, mark_backfilled
+from monitor.store.stories import item_stories
+from monitor.store.stories import purge as purge_stories
 from monitor.store.views import AlertRecord, Snapshot, feeds_by_id, recent_alerts, snapshot
 
 __all__ = [
@@ -93,6 +96,7 @@ __all__ = [
     "held_back_now",
     "hold_back",
     "item_data",
+    "item_stories",
     "items_since",
     "last_alert_at",
     "load_feeds",
@@ -104,6 +108,7 @@ __all__ = [
     "new_health_id",
     "pending_deliveries",
     "purge_batch",
+    "purge_stories",
     "recent_alerts",
     "record_failure",
     "record_success",

@@ -28,6 +28,7 @@ class NewAlert:
     story_url: str | None = None  # the item's canonical url
     story_hash: str | None = None  # the item's content hash
     reporter: str = ""  # how also_reported_by names this copy: "feed (source)"
+    copy: Mapping[str, Any] | None = None  # this copy among the story's sources
     cooldown: bool = False  # the rule has one: the alert says how many matches it held back
 
 
@@ -125,6 +126,7 @@ def _row(a: NewAlert, now: dt.datetime, held: int) -> dict[str, Any]:
         "terms": list(a.hit.terms),
         "snippet": a.hit.snippet,
         "also_reported_by": [],
+        "sources": [],
         "story_url": a.story_url,
         "story_hash": a.story_hash,
         "held_back": held,
@@ -173,6 +175,12 @@ def _also_reported(session: Session, a: NewAlert) -> None:
     ).first()
     if first is None or first.item_id == a.item_id or not a.reporter:
         return
+    sources = list(first.sources or [])
+    if a.copy is not None and not any(
+        c.get("url") == a.copy.get("url") and c.get("feed") == a.copy.get("feed") for c in sources
+    ):
+        first.sources = [*sources, dict(a.copy)]
+        session.add(first)
     if a.reporter not in first.also_reported_by:
         first.also_reported_by = [*first.also_reported_by, a.reporter]
         session.add(first)
