@@ -13,6 +13,11 @@ A pure core decides, the I/O around it does (the shape of lemon24/reader's `_upd
 
 A notifier makes one attempt and raises DeliveryError or returns; this module owns backoff,
 leases and bookkeeping.
+
+Feed health changes (`feed_health`) share the outbox and its retries and dead letters, but
+each goes out alone and at once: never held for a digest's window, never folded into a
+digest, not counted against a channel's rate budget (there is one per change of a feed's
+state, and an analyst must see at once that a feed broke).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from sqlalchemy.engine import Engine
 from monitor import db, store
 from monitor.alert.routes import ChannelRoute
 from monitor.errors import DeliveryError, StoreError
-from monitor.models import Delivery, utcnow
+from monitor.models import AlertMessage, Delivery, HealthMessage, utcnow
 from monitor.outcomes import DeliveryOutcome, DeliveryReport
 from monitor.store import Claimed
 
@@ -86,6 +91,7 @@ class Outbox:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_delivery: list[Callable[[DeliveryOutcome], None]] = field(default_factory=list)
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    clock: Callable[[], dt.datetime] = utcnow  # tests inject one (pipeline.Context.clock)
 
 
 # --- the pure core -----------------------------------------------------------------------
@@ -115,6 +121,8 @@ def digest_id(unit: Sequence[Claimed]) -> str:
 
 
 def is_digest(route: ChannelRoute | None, unit: Sequence[Claimed]) -> bool:
+    if unit and unit[0].health:
+        return False
     return route is not None and (route.digest is not None or len(unit) > 1)
 
 
@@ -129,14 +137,14 @@ async def deliver(outbox: Outbox, *, wait: bool = True, limit: int = 1000) -> De
     The report then counts nothing; outcomes reach the observers and the log.
     """
     report = DeliveryReport()
-    units = await asyncio.to_thread(_claim_units, outbox, utcnow(), limit)
+    units = await asyncio.to_thread(_claim_units, outbox, outbox.clock(), limit)
     tasks = [asyncio.create_task(_send(outbox, unit, report)) for unit in units]
     if wait:
         await asyncio.gather(*tasks)
         # `once` delivers everything due, not the first `limit`: claim again while a full
         # batch came (what failed meanwhile is due later, so this ends).
         while sum(len(u) for u in units) >= limit:
-            units = await asyncio.to_thread(_claim_units, outbox, utcnow(), limit)
+            units = await asyncio.to_thread(_claim_units, outbox, outbox.clock(), limit)
             await asyncio.gather(*(_send(outbox, unit, report) for unit in units))
     else:
         for task in tasks:
@@ -154,12 +162,17 @@ def _claim_units(outbox: Outbox, now: dt.datetime, limit: int) -> list[list[Clai
             by_channel.setdefault(d.channel, []).append(d)
         for channel, rows in by_channel.items():
             route = outbox.channels.get(channel)
+            lease = route.lease if route is not None else outbox.retry.lease
+            told = [d for d in rows if d.health_id is not None]
+            rows = [d for d in rows if d.health_id is None]
+            units.extend([c] for c in store.claim(s, told, now, lease, worker=outbox.worker))
+            if not rows:
+                continue
             budget = _budget(s, channel, route, now)
             if budget == 0:
                 continue  # over the rate limit: they stay due and go together later
             if route is not None and route.digest is not None:
                 rows = store.pending_deliveries(s, channel, now)  # the window's worth
-            lease = route.lease if route is not None else outbox.retry.lease
             claimed = store.claim(s, rows, now, lease, worker=outbox.worker)
             units.extend(plan_units(route, claimed, budget))
         s.commit()
@@ -186,7 +199,7 @@ async def _send(outbox: Outbox, unit: list[Claimed], report: DeliveryReport) -> 
         await asyncio.shield(asyncio.to_thread(_release, outbox, unit))
         raise
     attempt = max(c.attempt for c in unit)
-    now = utcnow()
+    now = outbox.clock()
     outcome = outbox.retry.settle(attempt, error, now)
     await asyncio.to_thread(_record, outbox, unit, outcome, now, batch_id)
     alert_ids = [c.msg.id for c in unit]
@@ -212,8 +225,8 @@ async def _send(outbox: Outbox, unit: list[Claimed], report: DeliveryReport) -> 
         observed = DeliveryOutcome(
             c.channel,
             c.msg.id,
-            c.msg.rule_id,
-            c.msg.severity,
+            c.msg.rule_id if isinstance(c.msg, AlertMessage) else "",
+            c.msg.severity if isinstance(c.msg, AlertMessage) else "",
             outcome.result,
             c.attempt,
             outcome.next_attempt,
@@ -231,11 +244,15 @@ async def _attempt(
         return DeliveryError(f"channel {channel!r} is no longer configured", permanent=True)
     try:
         async with asyncio.timeout(route.timeout + 5):
-            if batch_id is not None:
+            msg = unit[0].msg
+            if isinstance(msg, HealthMessage):
+                await route.notifier.send_health(msg)
+            elif batch_id is not None:
                 window = route.digest or dt.timedelta(0)
-                await route.notifier.send_digest(batch_id, [c.msg for c in unit], window)
+                alerts = [c.msg for c in unit if isinstance(c.msg, AlertMessage)]
+                await route.notifier.send_digest(batch_id, alerts, window)
             else:
-                await route.notifier.send(unit[0].msg)
+                await route.notifier.send(msg)
     except TimeoutError:
         return DeliveryError(f"no answer within {route.timeout:g}s")
     except DeliveryError as exc:
@@ -246,7 +263,9 @@ async def _attempt(
 def _release(outbox: Outbox, unit: Sequence[Claimed]) -> None:
     try:
         with db.session(outbox.engine) as s:
-            store.release_deliveries(s, [c.id for c in unit], worker=outbox.worker, now=utcnow())
+            store.release_deliveries(
+                s, [c.id for c in unit], worker=outbox.worker, now=outbox.clock()
+            )
             s.commit()
     except StoreError as exc:
         log.error("delivery_not_released", deliveries=[c.id for c in unit], error=str(exc))

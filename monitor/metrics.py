@@ -7,7 +7,8 @@ Two kinds of numbers:
   delivery attempts by channel and result;
 - state that lives in the database, read at scrape time by `DatabaseCollector`: alerts by rule
   and severity, deliveries by channel and status, outbox depth and oldest pending age, feeds
-  by health state. Reading the database rather than counting in memory makes these right
+  by health state (as health.py set it on each row) and changes of health state. Reading
+  the database rather than counting in memory makes these right
   across restarts and for several processes sharing one PostgreSQL.
 
 `render()` runs the collectors, including the database queries, so it blocks: the HTTP server
@@ -46,9 +47,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 FEED_STATES = ("ok", "failing", "stale", "never")
 DELIVERY_STATES = ("pending", "sent", "dead")
-# A feed with no successful fetch for this many of its intervals is stale (it may answer,
-# but with errors, or its polls may not be happening at all).
-STALE_INTERVALS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,23 +259,30 @@ class DatabaseCollector(Collector):
         now = utcnow()
         with db.session(self._engine) as s:
             snap = store.snapshot(s)
+            changes = store.health_changes(s)
         states = dict.fromkeys(FEED_STATES, 0)
         seen = set()
         for f in snap.feeds:
             if f.id not in self._feeds:
                 continue  # a feed removed from the config
             seen.add(f.id)
-            interval = self._feeds[f.id]
-            state = feed_state(
-                f.last_fetch_at, f.last_success_at, f.consecutive_errors, interval, now
-            )
-            states[state] += 1
+            state = feed_state(f.last_fetch_at, f.health)
+            states[state] = states.get(state, 0) + 1
         states["never"] += len(set(self._feeds) - seen)
         feed_family = GaugeMetricFamily(
             "monitor_feeds", "Configured feeds by health state.", labels=["state"]
         )
         for state, n in states.items():
             feed_family.add_metric([state], n)
+        change_family = CounterMetricFamily(
+            "monitor_feed_health_changes",
+            "Changes of a feed's health state, by the state entered (failing, stale, ok: "
+            "recovered); each one was sent to the health_alerts channels. Every process's.",
+            labels=["state"],
+        )
+        counted = dict.fromkeys(("ok", "failing", "stale"), 0) | dict(changes)
+        for state, n in sorted(counted.items()):
+            change_family.add_metric([state], n)
 
         counts = {(ch, st): 0 for ch in self._channels for st in DELIVERY_STATES}
         for channel, status, n in snap.deliveries:
@@ -314,22 +319,9 @@ class DatabaseCollector(Collector):
         )
         for rule, severity, n in sorted(snap.alerts):
             alert_family.add_metric([rule, severity], n)
-        return [feed_family, deliveries, depth, age, alert_family]
+        return [feed_family, change_family, deliveries, depth, age, alert_family]
 
 
-def feed_state(
-    last_fetch: dt.datetime | None,
-    last_success: dt.datetime | None,
-    errors: int,
-    interval: dt.timedelta,
-    now: dt.datetime,
-) -> str:
-    """never fetched; failing (the last fetch failed); stale (fetched fine once, but no
-    success for STALE_INTERVALS intervals); else ok."""
-    if last_fetch is None:
-        return "never"
-    if errors:
-        return "failing"
-    if last_success is None or now - last_success > interval * STALE_INTERVALS:
-        return "stale"
-    return "ok"
+def feed_state(last_fetch: dt.datetime | None, health: str) -> str:
+    """never fetched; else the feed's health state (ok, failing, stale: health.py)."""
+    return "never" if last_fetch is None else health

@@ -2,8 +2,9 @@
 
 Tables: Feed (per-feed polling state and health, kept as data), Item (one normalized entry),
 Tombstone (what is left of a purged item: enough never to take it for new again), Alert (one
-per rule and item, unique), Delivery (one per alert and channel: the outbox), RuleState (when
-each version of a rule became active).
+per rule and item, unique), FeedHealth (one per change of a feed's health state), Delivery
+(one per alert or health change and channel: the outbox), RuleState (when each version of a
+rule became active).
 
 Every change to these tables is an Alembic revision (monitor/migrations/versions/), checked
 by tests/test_migrations.py to agree with the models.
@@ -87,6 +88,7 @@ class Feed(SQLModel, table=True):
     # Where the feed moved for good (a 301/308), fetched instead of `url` until monitor.yaml
     # names another URL.
     moved_to: str | None = None
+    title: str | None = None  # as the feed names itself (health messages show it)
 
 
 class Item(SQLModel, table=True):
@@ -173,11 +175,38 @@ class Alert(SQLModel, table=True):
     held_back: int = 0  # matches the rule's cooldown dropped between its previous alert and this
 
 
+class FeedHealth(SQLModel, table=True):
+    """One change of a feed's health state (ok, failing, stale), written in the transaction
+    that changed the feed row, so that each change is told once: never again after a restart
+    (the state is on the row), never lost (its deliveries are in the outbox)."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    feed_id: str = Field(index=True, max_length=200)
+    created_at: dt.datetime | None = _ts(index=True)
+    state: str = Field(max_length=16)
+    previous: str = Field(max_length=16)
+    since: dt.datetime | None = _ts()  # when the feed entered `state`
+    consecutive_errors: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    last_success_at: dt.datetime | None = _ts()
+    last_new_at: dt.datetime | None = _ts()  # the last poll that found a new item
+    feed_url: str = ""
+    feed_title: str | None = None
+
+
 class Delivery(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("alert_id", "channel", name="uq_delivery_alert_ch"),)
+    # Either an alert's or a health change's (exactly one of alert_id and health_id is set).
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "channel", name="uq_delivery_alert_ch"),
+        sa.UniqueConstraint("health_id", "channel", name="uq_delivery_health_ch"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    alert_id: str = Field(foreign_key="alert.id", index=True, max_length=40)
+    alert_id: str | None = Field(default=None, foreign_key="alert.id", index=True, max_length=40)
+    health_id: str | None = Field(
+        default=None, foreign_key="feedhealth.id", index=True, max_length=40
+    )
     channel: str = Field(max_length=200)
     status: str = Field(default="pending", index=True, max_length=16)  # pending|sent|dead
     attempts: int = 0
@@ -261,3 +290,22 @@ class AlertMessage:
     snippet: str
     also_reported_by: tuple[str, ...] = field(default_factory=tuple)
     held_back: int = 0  # matches the rule's cooldown held back since its previous alert
+
+
+@dataclass(frozen=True, slots=True)
+class HealthMessage:
+    """A change of a feed's health state, as every channel renders it (no database access)."""
+
+    id: str
+    created_at: dt.datetime
+    state: str  # ok | failing | stale
+    previous: str
+    feed: str
+    feed_url: str
+    feed_title: str | None
+    since: dt.datetime | None
+    consecutive_errors: int
+    last_status: int | None
+    last_error: str | None
+    last_success_at: dt.datetime | None
+    last_new_at: dt.datetime | None = None

@@ -24,6 +24,7 @@ class FeedOutcome:
     elapsed: float = 0.0  # seconds spent fetching
     took_over: bool = False  # claimed after another worker's lease on it ran out
     held_back: dict[str, int] = field(default_factory=dict)  # rule -> matches its cooldown held
+    health: tuple[str, str] | None = None  # (previous, new) when this poll changed its state
 
 
 @dataclass(frozen=True, slots=True)

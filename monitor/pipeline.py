@@ -28,7 +28,7 @@ from monitor.jobs import ParsedAndMatched, parse_and_match
 from monitor.models import utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.rules import Watchlist
-from monitor.storing import FeedJob, Fetched, Rules, Writer, record_failure
+from monitor.storing import FeedJob, Fetched, Health, Rules, Writer, record_failure
 from monitor.units import format_duration
 from monitor.workers import Shared, WorkerFailed, WorkerPool
 
@@ -61,13 +61,23 @@ class Context:
     workers: WorkerPool | None = None
     # Set when the daemon stops: the cycle claims nothing more and lets running polls finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Feed health: its settings and the channels told of each change (`health_alerts`).
+    health: Health = field(default_factory=Health)
+    # The time (tests inject one to drive cadence, staleness and backoff without sleeping).
+    clock: Callable[[], dt.datetime] = utcnow
     # The one thread that writes polling's results (storing.Writer).
     writer: Writer = field(init=False)
 
     def __post_init__(self) -> None:
         self.writer = Writer(
             self.engine,
-            Rules(self.watchlist, lambda: self.active_since, self.channels, self.story_window),
+            Rules(
+                self.watchlist,
+                lambda: self.active_since,
+                self.channels,
+                self.story_window,
+                self.health,
+            ),
         )
 
 
@@ -77,7 +87,7 @@ class Context:
 def sync(ctx: Context) -> None:
     """Make the database know every configured feed."""
     with db.session(ctx.engine) as s:
-        store.sync_feeds(s, [(f.id, f.url) for f in ctx.feeds.values()], utcnow())
+        store.sync_feeds(s, [(f.id, f.url) for f in ctx.feeds.values()], ctx.clock())
         s.commit()
 
 
@@ -152,7 +162,7 @@ def _claim(ctx: Context, limit: int, polled: set[str], everything: bool) -> list
     with db.session(ctx.engine) as s:
         return store.claim_feeds(
             s,
-            utcnow(),
+            ctx.clock(),
             worker=ctx.worker,
             lease=ctx.feed_lease,
             limit=limit,
@@ -173,7 +183,7 @@ async def poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Feed
 
 async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> FeedOutcome:
     # The next due time counts from the claim, which the fetch follows at once.
-    now = utcnow()
+    now = ctx.clock()
     started = time.monotonic()
     status: int | None = None  # the HTTP status, once there is one (a 200 that fails to parse)
     try:
@@ -217,6 +227,7 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
         log.exception("feed_crashed", feed=feed.id)
         return await _poll_failed(ctx, feed, now, started, exc, status)
     outcome.elapsed = result.elapsed
+    _log_health(feed, outcome.health)
     if outcome.new or outcome.changed or outcome.alerts:
         log.info(
             "feed_polled",
@@ -266,13 +277,15 @@ async def _poll_failed(
     retry_after = getattr(exc, "retry_after", None)
     kind = type(exc).__name__
     error = str(exc) or kind
+    change = None
     try:
-        await ctx.writer.call(
-            record_failure, ctx.engine, feed, now, status, error, kind, retry_after
+        change = await ctx.writer.call(
+            record_failure, ctx.engine, ctx.health, feed, now, status, error, kind, retry_after
         )
     except StoreError as store_exc:  # the database too: the lease runs out, the feed is due
         log.error("feed_not_recorded", feed=feed.id, error=str(store_exc))
     log.warning("feed_failed", feed=feed.id, status=status, kind=kind, error=error)
+    _log_health(feed, change)
     return FeedOutcome(
         feed.id,
         ok=False,
@@ -280,13 +293,21 @@ async def _poll_failed(
         error=error,
         error_kind=kind,
         elapsed=time.monotonic() - started,
+        health=change,
     )
+
+
+def _log_health(feed: FeedJob, change: tuple[str, str] | None) -> None:
+    if change is not None:
+        previous, state = change
+        emit = log.info if state == "ok" else log.warning
+        emit("feed_health", feed=feed.id, state=state, previous=previous)
 
 
 def _release(ctx: Context, feed: FeedJob) -> None:
     try:
         with db.session(ctx.engine) as s:
-            store.release_feed(s, feed.id, worker=ctx.worker, now=utcnow())
+            store.release_feed(s, feed.id, worker=ctx.worker, now=ctx.clock())
             s.commit()
     except StoreError as exc:
         log.error("feed_not_released", feed=feed.id, error=str(exc))

@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from watchfiles import Change, awatch
 
-from monitor import activation, db, delivery, logs, pipeline, schema, server
+from monitor import activation, db, delivery, health, logs, pipeline, schema, server
 from monitor.alert import Notifier
 from monitor.alert.apprise import AppriseNotifier, apprise_secrets
 from monitor.alert.email import EmailNotifier
@@ -52,12 +52,13 @@ LEASE_MARGIN = dt.timedelta(seconds=15)  # waiting for a worker, and storing
 
 
 def tick_seconds(settings: Settings) -> float:
-    """Look for due work every 5 s, or as often as the shortest feed interval asks (at
-    least once a second), so a feed polled every 2 s is not held to a 5 s tick."""
-    shortest = min(
-        (settings.feed_interval(f).total_seconds() for f in settings.feeds), default=MAX_TICK
-    )
-    return max(1.0, min(MAX_TICK, shortest))
+    """Look for due work every 5 s, or as often as the shortest feed interval (or adaptive
+    min_interval) asks, at least once a second, so a feed polled every 2 s is not held to a
+    5 s tick."""
+    intervals = [settings.feed_interval(f).total_seconds() for f in settings.feeds]
+    if settings.poll.adaptive and intervals:
+        intervals.append(settings.poll.min_interval.total_seconds())
+    return max(1.0, min([MAX_TICK, *intervals]))
 
 
 def make_notifier(name: str, ch: AnyChannel) -> Notifier:
@@ -177,7 +178,7 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
             id=f.id,
             url=f.url,
             interval=settings.feed_interval(f),
-            jitter=poll.jitter,
+            pinned=f.interval is not None,
             tags=f.tags,
             backfill=f.backfill,
         )
@@ -195,12 +196,25 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
         feed_lease=feed_lease(settings),
         retention=settings.retention,
         story_window=settings.stories.window,
+        health=pipeline.Health(health_policy(settings), settings.health_alerts),
     )
     pipeline.sync(ctx)
     if activate:
         activation.activate(ctx, rules)
     outbox = delivery.Outbox(engine, routes, worker=worker)
     return Runtime(settings, engine, ctx, outbox, live, notifiers)
+
+
+def health_policy(settings: Settings) -> health.Policy:
+    poll = settings.poll
+    return health.Policy(
+        failing_after=poll.failing_after,
+        stale_after=float(poll.stale_after),
+        adaptive=poll.adaptive,
+        min_interval=poll.min_interval,
+        max_interval=poll.max_interval,
+        jitter=poll.jitter,
+    )
 
 
 def worker_id() -> str:

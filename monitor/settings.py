@@ -38,7 +38,8 @@ class PollSettings(Strict):
     )
     jitter: Duration = Field(
         dt.timedelta(seconds=30),
-        description="Random delay added to each due time, so feeds do not poll in lockstep.",
+        description="Random delay added to each due time, so feeds do not poll in lockstep; "
+        "never more than a tenth of the feed's interval.",
     )
     concurrency: int = Field(
         50, ge=1, le=1000, description="Fetches in flight, all hosts together."
@@ -75,6 +76,32 @@ class PollSettings(Strict):
         description="Address space of a worker process; a parse that needs more fails, and its "
         "worker is replaced.",
     )
+    adaptive: bool = Field(
+        True,
+        description="Each feed's interval follows its posting cadence (half its usual gap "
+        "between new items), within min_interval and max_interval; a feed's own `interval:` "
+        "pins it. Until a feed's cadence is known it is polled every `interval`.",
+    )
+    min_interval: Duration = Field(
+        dt.timedelta(minutes=2), description="Shortest adaptive interval."
+    )
+    max_interval: Duration = Field(dt.timedelta(hours=2), description="Longest adaptive interval.")
+    failing_after: int = Field(
+        3, ge=1, le=1000, description="Consecutive errors before a feed counts as failing."
+    )
+    stale_after: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="A feed with no new item for this many times its usual gap between new "
+        "items (at least a day) is stale.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PollSettings:
+        if self.min_interval > self.max_interval:
+            raise ValueError("poll.min_interval is longer than poll.max_interval")
+        return self
 
 
 class FeedSettings(Strict):
@@ -292,6 +319,11 @@ class Settings(Strict):
     stories: StorySettings = Field(
         default_factory=StorySettings, description="One alert per story (docs/design.md)."
     )
+    health_alerts: tuple[str, ...] = Field(
+        (),
+        description="Channels told when a feed starts failing, goes stale, or recovers (one "
+        "signed `feed_health` message per change of state).",
+    )
 
     @field_validator("watchlist", mode="before")
     @classmethod
@@ -382,6 +414,15 @@ def read_settings(
                 located.problem(("feeds", i, "id"), f"feed id {feed.id!r} appears twice")
             )
         seen.add(feed.id)
+    for i, name in enumerate(settings.health_alerts):
+        if name not in settings.effective_channels:
+            known = ", ".join(sorted(settings.effective_channels))
+            problems.append(
+                located.problem(
+                    ("health_alerts", i),
+                    f"health_alerts: no channel named {name!r} (channels: {known})",
+                )
+            )
     if problems:
         raise ConfigError.of(problems)
     return settings, warnings

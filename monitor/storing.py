@@ -8,17 +8,17 @@ and go in together, up to BATCH feeds per transaction; a feed whose writing fail
 other feed with it (the batch is written again one feed at a time).
 
 Within a feed, as before: the store decides what is new; only the new and changed items are
-matched; an item and the alerts it caused are committed together.
+matched; an item and the alerts it caused are committed together. So are a feed's new health
+state and the message that tells it (health.py decides the state and the next interval).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor import db, folding, store
+from monitor import health as hl
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
 from monitor.models import Feed, Hit
@@ -48,8 +49,8 @@ class FeedJob:
 
     id: str
     url: str
-    interval: dt.timedelta
-    jitter: dt.timedelta = dt.timedelta(0)
+    interval: dt.timedelta  # its own `interval:`, else poll.interval
+    pinned: bool = False  # its own `interval:`: not adaptive
     tags: tuple[str, ...] = ()
     backfill: bool = False
 
@@ -72,14 +73,24 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    """What feed health needs: the rules' settings, and the channels told of each change."""
+
+    policy: hl.Policy = field(default_factory=hl.Policy)
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """What alerting needs, read at writing time (the rules in force may change under a
-    cycle): the watchlist, when each rule became active, and the channels to route to."""
+    cycle): the watchlist, when each rule became active, the channels to route to, and feed
+    health's settings and channels."""
 
     watchlist: Callable[[], Watchlist]
     active_since: Callable[[], Mapping[str, dt.datetime]]
     channels: Mapping[str, ChannelRoute]
     story_window: dt.timedelta = dt.timedelta(days=3)  # stories.window
+    health: Health = field(default_factory=Health)
 
 
 class Writer:
@@ -133,7 +144,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     """Store feeds' items and write the alerts they cause (in the caller's transaction), a
     few statements for the whole batch: the feed rows, then items, then alerts, then the
     feeds' new state (one flush)."""
-    rows = store.load_feeds(s, [f.feed.id for f in batch])
+    rows = store.load_feeds(s, [f.feed.id for f in batch], lock=True)
     parsed = [(f.feed.id, f.parsed.items, f.now) for f in batch if f.parsed is not None]
     stored_of = iter(store.upsert_many(s, parsed))
     stored = [next(stored_of) if f.parsed is not None else [] for f in batch]
@@ -165,7 +176,7 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
     for held_back in held:
         store.hold_back(s, held_back)  # after the alerts: they count towards the next one
     return [
-        _record(s, rows[f.feed.id], f, new, created[n], held[n])
+        _record(s, rules.health, rows[f.feed.id], f, new, created[n], held[n])
         for n, (f, new) in enumerate(zip(batch, stored, strict=True))
     ]
 
@@ -210,6 +221,7 @@ def _alerts(row: Feed, f: Fetched) -> bool:
 
 def _record(
     s: Session,
+    health: Health,
     row: Feed,
     f: Fetched,
     stored: Sequence[store.StoredItem],
@@ -217,20 +229,42 @@ def _record(
     held_back: dict[str, int],
 ) -> FeedOutcome:
     feed, result, parsed, now = f.feed, f.result, f.parsed, f.now
-    store.record_success(
-        s,
-        row,
-        now=now,
-        status=result.status,
-        etag=result.etag,
-        last_modified=result.last_modified,
-        item_count=len(parsed.items) if parsed is not None else None,
-        new_count=sum(1 for it in stored if not it.changed),
-        # Cache-Control max-age is a floor (at most a day): the server says when to come back
-        next_due=next_due(feed, now, min(result.max_age or 0.0, MAX_AGE_FLOOR)),
-        body_hash=f.body_hash if parsed is not None else None,
-        moved_to=result.moved_to,
-    )
+    policy = health.policy
+    previous = row.health
+    new = sum(1 for it in stored if not it.changed)
+    # Cache-Control max-age is a floor (at most a day): the server says when to come back
+    max_age = min(result.max_age or 0.0, MAX_AGE_FLOOR)
+    if hl.proves_nothing(row.health, row.last_error_kind, parsed is not None):
+        # The same broken body as last time: still failing, still backed off.
+        nxt = next_due(policy, _backoff(health, feed, row, now, row.consecutive_errors), now)
+        store.record_unproven(s, row, now=now, status=result.status, next_due=nxt)
+    else:
+        gaps, last_new = hl.add_gaps(
+            row.gaps, row.last_new_at, now, new=new, first=not row.initialized,
+            published=(it.published_at for it in parsed.items) if parsed is not None else (),
+        )  # fmt: skip
+        seconds = hl.interval(
+            policy, feed.interval, pinned=feed.pinned, gaps=gaps, last_new_at=last_new, now=now
+        )
+        store.record_success(
+            s,
+            row,
+            now=now,
+            status=result.status,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            item_count=len(parsed.items) if parsed is not None else None,
+            new_count=new,
+            next_due=next_due(policy, seconds, now, max_age),
+            body_hash=f.body_hash if parsed is not None else None,
+            moved_to=result.moved_to,
+            title=parsed.title if parsed is not None else None,
+            health=hl.after_success(policy, row.health, gaps, last_new, now),
+            gaps=gaps,
+            last_new_at=last_new,
+            interval_s=seconds,
+        )
+    change = _told(s, health, row, previous, now)
     edited = sum(1 for it in stored if it.changed)
     return FeedOutcome(
         feed.id,
@@ -241,31 +275,63 @@ def _record(
         changed=edited,
         alerts=alerts,
         held_back=held_back,
+        health=change,
     )
+
+
+def _told(
+    s: Session, health: Health, row: Feed, previous: str, now: dt.datetime
+) -> tuple[str, str] | None:
+    """A change of state is recorded, and queued for the health channels, in the
+    transaction that changed the row: (previous, now) when there was one."""
+    if row.health == previous:
+        return None
+    store.add_health_change(s, row, previous, now, health.channels)
+    return previous, row.health
+
+
+def _backoff(health: Health, feed: FeedJob, row: Feed, now: dt.datetime, errors: int) -> float:
+    """A broken feed is asked less often: 1, 2, 4 … up to 16 intervals (at most a day)."""
+    seconds = hl.interval(
+        health.policy, feed.interval, pinned=feed.pinned, gaps=row.gaps,
+        last_new_at=row.last_new_at, now=now,
+    )  # fmt: skip
+    return min(seconds * min(2 ** max(errors - 1, 0), 16), 86400.0)
 
 
 def record_failure(
     engine: Engine,
+    health: Health,
     feed: FeedJob,
     now: dt.datetime,
     status: int | None,
     error: str,
     kind: str,
     retry_after: float | None,
-) -> None:
+) -> tuple[str, str] | None:
+    """A failed poll on the feed's row, its health state, and the message when the state
+    changed (in one transaction); returns (previous, now) for a change."""
     with db.session(engine) as s:
-        row = store.get_feed(s, feed.id)
-        # A broken feed is asked less often: 1, 2, 4 … up to 16 intervals (at most a day),
-        # or what its server asked for with Retry-After, whichever is longer.
-        factor = min(2**row.consecutive_errors, 16)
-        backoff = min(feed.interval.total_seconds() * factor, 86400.0)
-        nxt = next_due(feed, now, max(backoff, retry_after or 0.0))
-        store.record_failure(s, row, now=now, status=status, error=error, kind=kind, next_due=nxt)
+        row = store.get_feed(s, feed.id, lock=True)
+        previous = row.health
+        errors = row.consecutive_errors + 1
+        # Backed off, or what its server asked for with Retry-After, whichever is longer.
+        backoff = _backoff(health, feed, row, now, errors)
+        nxt = next_due(health.policy, backoff, now, retry_after)
+        store.record_failure(
+            s, row, now=now, status=status, error=error, kind=kind, next_due=nxt,
+            health=hl.after_failure(health.policy, row.health, errors),
+        )  # fmt: skip
+        change = _told(s, health, row, previous, now)
         s.commit()
+    return change
 
 
-def next_due(feed: FeedJob, now: dt.datetime, at_least: float | None = None) -> dt.datetime:
-    delay = feed.interval.total_seconds() + random.uniform(0, feed.jitter.total_seconds())
+def next_due(
+    policy: hl.Policy, seconds: float, now: dt.datetime, at_least: float | None = None
+) -> dt.datetime:
+    """`seconds` from now, plus jitter (bounded by a fraction of them), or `at_least`."""
+    delay = seconds + hl.jitter(policy, seconds)
     return now + dt.timedelta(seconds=max(delay, at_least or 0.0))
 
 

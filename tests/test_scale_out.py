@@ -137,8 +137,10 @@ def config(
     path.write_text(
         f"database: '{pg_url}'\n"
         f"watchlist: {watchlist}\n"
+        # every feed every INTERVAL, whatever its cadence: the cycles below count on it
         f"poll: {{allow_private_networks: true, interval: {INTERVAL:g}s, jitter: 0s,"
-        f" concurrency: 40, per_host: 40, timeout: {TIMEOUT:g}s, user_agent: {agent(name)}}}\n"
+        f" adaptive: false, concurrency: 40, per_host: 40, timeout: {TIMEOUT:g}s,"
+        f" user_agent: {agent(name)}}}\n"
         "server: {listen: '127.0.0.1:0'}\n"
         f"feeds:\n{feeds}"
         f"channels:\n  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET},"

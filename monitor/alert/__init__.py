@@ -1,6 +1,7 @@
 """The alert stage: one module per channel behind one Notifier protocol; rendering apart.
 
     render.py    AlertMessage -> webhook JSON, email subject/text/HTML (pure)
+    feedhealth.py  HealthMessage (a feed's change of health state) -> the same (pure)
     digest.py    many AlertMessages -> one digest: webhook JSON, subject, text, HTML (pure)
     signing.py   Standard Webhooks v1 signature (HMAC-SHA256), by hand
     webhook.py   WebhookNotifier: signed POST, status -> DeliveryError mapping
@@ -25,7 +26,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, HealthMessage
 
 
 @runtime_checkable
@@ -46,6 +47,11 @@ class Notifier(Protocol):
         attempt; `digest_id` (e.g. `dgst_<hex>`: no dots or whitespace) identifies it on every
         retry, as the alert id does for `send`. An empty digest sends nothing. Raises
         DeliveryError on failure; nothing else."""
+        ...
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        """Deliver one feed health change (`feed_health`), one attempt; its id identifies it
+        on every retry. Raises DeliveryError on failure; nothing else."""
         ...
 
     async def aclose(self) -> None:

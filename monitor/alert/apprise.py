@@ -3,7 +3,8 @@ configured as an Apprise URL (https://github.com/caronc/apprise/wiki), no code o
 service.
 
 One message per alert (title: the email subject; body: the plain-text email), or per digest
-(title: the digest subject; body: one line per alert, most severe first). Text is sent as
+(title: the digest subject; body: one line per alert, most severe first), or per feed health
+change (title and body as its email's). Text is sent as
 Apprise's TEXT format, so a service that takes Markdown or HTML gets the feed text escaped.
 A message longer than a service accepts is truncated (Apprise's `overflow=truncate`), unless
 the URL asks otherwise (`?overflow=split`, `?overflow=upstream`): an over-long Discord or
@@ -44,9 +45,9 @@ from urllib.parse import unquote, unquote_plus
 
 import apprise
 
-from monitor.alert import digest, render
+from monitor.alert import digest, feedhealth, render
 from monitor.errors import DeliveryError
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, HealthMessage
 
 REMEMBER = 10_000
 """Partly delivered messages whose delivered URLs are remembered (oldest forgotten first)."""
@@ -210,6 +211,14 @@ class AppriseNotifier:
             title=render.email_subject(msg),
             body=render.email_text(msg),
             kind=_notify_type(msg.severity),
+        )
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        await self._notify(
+            msg.id,
+            title=feedhealth.email_subject(msg),
+            body=feedhealth.email_text(msg),
+            kind=apprise.NotifyType.SUCCESS if msg.state == "ok" else apprise.NotifyType.WARNING,
         )
 
     async def send_digest(

@@ -1,5 +1,6 @@
 """The email channel: one multipart/alternative message (text and HTML) per alert, or per
-digest (many alerts, one email; see digest.py), via SMTP.
+digest (many alerts, one email; see digest.py), or per feed health change (feedhealth.py:
+`[FEED FAILING] gs-wmd: HTTP 500`), via SMTP.
 
 Transport security, decided before a byte of the message or the login leaves:
 
@@ -41,10 +42,10 @@ from email.parser import BytesParser
 import aiosmtplib
 import structlog
 
-from monitor.alert import digest, render
+from monitor.alert import digest, feedhealth, render
 from monitor.alert.attempt import attempt, building
 from monitor.errors import ConfigError, DeliveryError
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, HealthMessage
 
 log = structlog.get_logger("monitor.alert")
 
@@ -116,6 +117,16 @@ class EmailNotifier:
             html=render.email_html(msg),
         )
 
+    def health_message(self, msg: HealthMessage) -> EmailMessage:
+        """The email for one feed health change (not yet sent)."""
+        return self._compose(
+            subject=feedhealth.email_subject(msg),
+            date=msg.created_at,
+            message_id=render.message_id(msg.id, self._domain),
+            text=feedhealth.email_text(msg),
+            html=feedhealth.email_html(msg),
+        )
+
     def digest_message(
         self,
         digest_id: str,
@@ -159,6 +170,9 @@ class EmailNotifier:
 
     async def send(self, msg: AlertMessage) -> None:
         await self._send(lambda: self.message_bytes(msg))
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        await self._send(lambda: _checked_bytes(self.health_message(msg)))
 
     async def send_digest(
         self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta

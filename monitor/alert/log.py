@@ -1,5 +1,5 @@
 """The log channel: each alert as one structlog event `alert` on the `monitor.alert` logger,
-each digest as one event `alert_digest`.
+each digest as one event `alert_digest`, each feed health change as one event `feed_health`.
 
 The default channel when none is configured, and what `make run` shows for the seed demo, so
 the line carries the rule and the title. Feed text is put on one line (no forged log lines).
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from monitor.alert import digest, render
-from monitor.models import AlertMessage
+from monitor.alert import digest, feedhealth, render
+from monitor.models import AlertMessage, HealthMessage
 
 
 class LogNotifier:
@@ -57,6 +57,11 @@ class LogNotifier:
             severities=dict(digest.severity_counts(msgs)),
             alerts=digest.log_entries(msgs),
         )
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        """One event `feed_health` (warning when a feed fails or goes stale)."""
+        emit = self._log.info if msg.state == "ok" else self._log.warning
+        emit("feed_health", channel=self.name, **feedhealth.log_fields(msg))
 
     async def aclose(self) -> None:
         return None

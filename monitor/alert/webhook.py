@@ -1,4 +1,5 @@
-"""The webhook channel: one signed JSON POST per alert, or per digest (Standard Webhooks).
+"""The webhook channel: one signed JSON POST per alert, per digest, or per feed health change
+(`feed_health`), signed per Standard Webhooks.
 
 Outcome of one attempt (shared/reference/standard-webhooks.md, "Delivery success and failure"):
 
@@ -29,11 +30,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor import __version__
-from monitor.alert import digest, render
+from monitor.alert import digest, feedhealth, render
 from monitor.alert.attempt import attempt, building
 from monitor.alert.signing import decode_secret, sign
 from monitor.errors import ConfigError, DeliveryError
-from monitor.models import AlertMessage
+from monitor.models import AlertMessage, HealthMessage
 from monitor.web import is_web_url, origin, parse_retry_after
 
 USER_AGENT = f"monitor/{__version__}"
@@ -90,6 +91,10 @@ class WebhookNotifier:
 
     async def send(self, msg: AlertMessage) -> None:
         await self._send(msg.id, lambda: render.webhook_payload(msg))
+
+    async def send_health(self, msg: HealthMessage) -> None:
+        """One POST of `{"type": "feed_health", ...}`, signed alike, webhook-id = its id."""
+        await self._send(msg.id, lambda: feedhealth.webhook_payload(msg))
 
     async def send_digest(
         self, digest_id: str, msgs: Sequence[AlertMessage], window: dt.timedelta

@@ -2,42 +2,57 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from monitor import db, store
 from monitor.alert.render import source_line
 from monitor.cli.base import Env, ago, cli, out, pass_env
 from monitor.models import Alert, Delivery, utcnow
+from monitor.units import format_duration
 
 
 @cli.command()
 @pass_env
 def feeds(env: Env) -> None:
-    """Feed health: last fetch, HTTP status, items, consecutive errors, last error, next due."""
+    """Feed health: state, last fetch, HTTP status, items, consecutive errors, last error,
+    current interval, next due."""
     env.read_only = True
-    configured = [f.id for f in env.settings.feeds]
+    configured = {f.id: env.settings.feed_interval(f) for f in env.settings.feeds}
     engine = env.engine()
     with db.session(engine) as s:
         rows = store.feeds_by_id(s)
     table = Table()
-    for column in ("feed", "last fetch", "status", "items", "errors", "last error", "next due"):
+    columns = (
+        "feed", "state", "last fetch", "status", "items", "errors", "last error", "interval",
+        "next due",
+    )  # fmt: skip
+    for column in columns:
         table.add_column(column)
-    for fid in configured:
+    for fid, every in configured.items():
         f = rows.get(fid)
         if f is None:
-            table.add_row(fid, "never", "", "", "", "", "now")
+            table.add_row(fid, "never", "never", "", "", "", "", format_duration(every), "now")
             continue
+        interval = dt.timedelta(seconds=f.interval_s) if f.interval_s else every
         table.add_row(
             fid,
+            _STATE.get(f.health, f.health) if f.last_fetch_at else "never",
             ago(f.last_fetch_at),
             str(f.last_status or ""),
             str(f.last_item_count),
             f"[red]{f.consecutive_errors}[/]" if f.consecutive_errors else "0",
-            (f.last_error or "")[:80],
+            escape((f.last_error or "")[:80]),
+            format_duration(interval, exact=False),
             ago(f.next_due_at),
         )
     out.print(table)
+
+
+_STATE = {"ok": "[green]ok[/]", "failing": "[red]failing[/]", "stale": "[yellow]stale[/]"}
 
 
 @cli.group(invoke_without_command=True)

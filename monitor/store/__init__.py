@@ -15,6 +15,7 @@ expires, so another process (or the same one after restart) picks it up.
     feeds.py    configured feeds, due and claimed feeds, the outcome of each poll
     items.py    new and changed items, tombstones, paging through stored items
     alerts.py   alerts (one per rule and item, and per rule and story) and their deliveries
+    health.py   changes of a feed's health state and their deliveries
     outbox.py   due deliveries, claims, the outcome of each attempt
     rules.py    when each version of a rule became active
     stories.py  the story window's index (members, LSH band keys)
@@ -37,8 +38,16 @@ from monitor.store.feeds import (
     load_feeds,
     record_failure,
     record_success,
+    record_unproven,
     release_feed,
     sync_feeds,
+)
+from monitor.store.health import (
+    add_health_change,
+    health_changes,
+    health_message,
+    health_messages,
+    new_health_id,
 )
 from monitor.store.items import (
     StoredItem,
@@ -74,12 +83,16 @@ __all__ = [
     "StoredItem",
     "activate_rules",
     "add_alerts",
+    "add_health_change",
     "alert_message",
     "claim",
     "claim_feeds",
     "due_deliveries",
     "feeds_by_id",
     "get_feed",
+    "health_changes",
+    "health_message",
+    "health_messages",
     "held_back_now",
     "hold_back",
     "item_data",
@@ -92,12 +105,14 @@ __all__ = [
     "mark_sent",
     "messages_sent_since",
     "new_alert_id",
+    "new_health_id",
     "pending_deliveries",
     "purge_batch",
     "purge_stories",
     "recent_alerts",
     "record_failure",
     "record_success",
+    "record_unproven",
     "release_deliveries",
     "release_feed",
     "requeue_delivery",

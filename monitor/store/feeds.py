@@ -117,19 +117,26 @@ def release_feed(session: Session, feed_id: str, *, worker: str, now: dt.datetim
     )
 
 
-def load_feeds(session: Session, feed_ids: Sequence[str]) -> dict[str, Feed]:
-    """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError."""
+def load_feeds(session: Session, feed_ids: Sequence[str], *, lock: bool = False) -> dict[str, Feed]:
+    """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError.
+    `lock`: held for this transaction on PostgreSQL (FOR UPDATE, in id order, so two
+    writers never deadlock), so that two workers that both polled a feed (one's lease ran
+    out) count its errors and see a change of its health state one after the other, never
+    both from the same row."""
     rows: dict[str, Feed] = {}
-    for chunk in chunks(list(dict.fromkeys(feed_ids))):
-        rows.update((f.id, f) for f in session.exec(select(Feed).where(col(Feed.id).in_(chunk))))
+    for chunk in chunks(sorted(set(feed_ids))):
+        query = select(Feed).where(col(Feed.id).in_(chunk))
+        if lock:
+            query = query.order_by(col(Feed.id)).with_for_update()
+        rows.update((f.id, f) for f in session.exec(query))
     for feed_id in feed_ids:
         if feed_id not in rows:
             raise KeyError(feed_id)
     return rows
 
 
-def get_feed(session: Session, feed_id: str) -> Feed:
-    feed = session.get(Feed, feed_id)
+def get_feed(session: Session, feed_id: str, *, lock: bool = False) -> Feed:
+    feed = session.get(Feed, feed_id, with_for_update=lock or None)
     if feed is None:
         raise KeyError(feed_id)
     return feed
@@ -148,9 +155,24 @@ def record_success(
     next_due: dt.datetime,
     body_hash: str | None = None,
     moved_to: str | None = None,
+    title: str | None = None,
+    health: str | None = None,
+    gaps: Sequence[float] | None = None,
+    last_new_at: dt.datetime | None = None,
+    interval_s: float | None = None,
 ) -> None:
     """A good poll: validators, counts, the next due time, the hash of the body it parsed, a
-    permanent move; the claim is released."""
+    permanent move, the feed's title; its health state, cadence (gaps, the last new item)
+    and interval as health.py decided them; the claim is released."""
+    _set_health(feed, health, now)
+    if gaps is not None:
+        feed.gaps = list(gaps)
+    if last_new_at is not None:
+        feed.last_new_at = last_new_at
+    if interval_s is not None:
+        feed.interval_s = interval_s
+    if title:
+        feed.title = title[:500]
     if body_hash is not None:
         feed.body_hash = body_hash
     if moved_to is not None and moved_to != (feed.moved_to or feed.url):
@@ -184,9 +206,12 @@ def record_failure(
     error: str,
     kind: str,
     next_due: dt.datetime,
+    health: str | None = None,
 ) -> None:
     """A failed poll, kept as data: status, error and its kind, one more consecutive error,
-    the next due time (backed off by the caller); the claim is released."""
+    the next due time (backed off by the caller), the health state the caller decided (with
+    this error counted); the claim is released."""
+    _set_health(feed, health, now)
     feed.last_fetch_at = now
     feed.last_status = status
     feed.last_error = error[:1000]
@@ -195,3 +220,21 @@ def record_failure(
     feed.next_due_at = next_due
     feed.claimed_by = None
     session.add(feed)
+
+
+def record_unproven(
+    session: Session, feed: Feed, *, now: dt.datetime, status: int, next_due: dt.datetime
+) -> None:
+    """A poll that answered but proves nothing (a 304 after a failed parse: the same broken
+    body): the fetch and the next due time are recorded; errors and state stay as they are."""
+    feed.last_fetch_at = now
+    feed.last_status = status
+    feed.next_due_at = next_due
+    feed.claimed_by = None
+    session.add(feed)
+
+
+def _set_health(feed: Feed, health: str | None, now: dt.datetime) -> None:
+    if health is not None and health != feed.health:
+        feed.health = health
+        feed.health_since = now

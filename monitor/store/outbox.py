@@ -1,5 +1,6 @@
 """The delivery outbox: due deliveries, claims (a lease on each attempt), and the outcome of
-each attempt (sent, retry at a time, dead)."""
+each attempt (sent, retry at a time, dead). A delivery carries an alert or a feed health
+change (delivery.alert_id or delivery.health_id)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.models import Alert, AlertMessage, Delivery, Item
+from monitor.models import Alert, AlertMessage, Delivery, HealthMessage, Item
+from monitor.store.health import health_messages
 
 
 def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list[Delivery]:
@@ -62,13 +64,15 @@ def messages_sent_since(session: Session, channel: str, since: dt.datetime) -> i
 def pending_deliveries(
     session: Session, channel: str, now: dt.datetime, limit: int = 5000
 ) -> list[Delivery]:
-    """A digest's worth: the channel's pending deliveries that are due or still held for
-    the window (never tried). Not those in flight or waiting to retry."""
+    """A digest's worth: the channel's pending alert deliveries that are due or still held
+    for the window (never tried). Not those in flight or waiting to retry; not health
+    messages, which are never held."""
     return list(
         session.exec(
             select(Delivery)
             .where(col(Delivery.channel) == channel)
             .where(col(Delivery.status) == "pending")
+            .where(col(Delivery.alert_id).is_not(None))
             .where(sa.or_(col(Delivery.attempts) == 0, col(Delivery.next_attempt_at) <= now))
             .order_by(col(Delivery.id))
             .limit(limit)
@@ -105,10 +109,11 @@ def release_deliveries(
 
 
 def requeue_delivery(session: Session, alert_id: str, now: dt.datetime) -> int:
-    """Put the dead deliveries of an alert back to pending, due now; returns how many."""
+    """Put the dead deliveries of an alert (or of a health change) back to pending, due now;
+    returns how many."""
     result = session.execute(
         sa.update(Delivery)
-        .where(col(Delivery.alert_id) == alert_id)
+        .where(sa.or_(col(Delivery.alert_id) == alert_id, col(Delivery.health_id) == alert_id))
         .where(col(Delivery.status) == "dead")
         .values(status="pending", next_attempt_at=now, attempts=0)
     )
@@ -122,8 +127,12 @@ class Claimed:
     id: int
     channel: str
     attempt: int  # this attempt's number, from 1
-    msg: AlertMessage
+    msg: AlertMessage | HealthMessage
     took_over: bool = False  # an earlier attempt's lease ran out without being settled
+
+    @property
+    def health(self) -> bool:
+        return isinstance(self.msg, HealthMessage)
 
 
 def claim(
@@ -158,17 +167,22 @@ def claim(
     won: dict[int, int] = {row[0]: row[1] for row in result.all()}
     if not won:
         return []
-    alert_ids = {before[i].alert_id for i in won}
+    alert_ids = {a for i in won if (a := before[i].alert_id) is not None}
     found = session.exec(
         select(Alert, Item)
         .join(Item, col(Item.id) == col(Alert.item_id))
         .where(col(Alert.id).in_(list(alert_ids)))
     ).all()
-    messages = {a.id: alert_message(a, i) for a, i in found}
+    messages: dict[str, AlertMessage | HealthMessage] = {
+        a.id: alert_message(a, i) for a, i in found
+    }
+    messages.update(
+        health_messages(session, [h for i in won if (h := before[i].health_id) is not None])
+    )
     out = []
     for delivery_id, attempt in won.items():
         d = before[delivery_id]
-        msg = messages.get(d.alert_id)
+        msg = messages.get(d.alert_id or d.health_id or "")
         if msg is not None:
             out.append(Claimed(delivery_id, d.channel, attempt, msg, d.claimed_by is not None))
     out.sort(key=lambda c: c.id)

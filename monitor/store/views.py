@@ -36,7 +36,8 @@ def recent_alerts(
     if with_deliveries and rows:
         ids = [a.id for a, _ in rows]
         for d in session.exec(select(Delivery).where(col(Delivery.alert_id).in_(ids))).all():
-            by_alert.setdefault(d.alert_id, []).append(d)
+            if d.alert_id is not None:
+                by_alert.setdefault(d.alert_id, []).append(d)
     return [
         AlertRecord(a, i, tuple(sorted(by_alert.get(a.id, ()), key=lambda d: d.channel)))
         for a, i in rows
