@@ -78,6 +78,22 @@ def rss(pids: Sequence[int]) -> int:
     return total
 
 
+def pss(pids: Sequence[int]) -> int:
+    """Proportional set size, summed: a page shared by n of the processes counts 1/n in each
+    (the forkserver's workers share what it imported), so the sum is what the tree holds."""
+    total = 0
+    for p in pids:
+        with (
+            contextlib.suppress(OSError, IndexError, ValueError),
+            open(f"/proc/{p}/smaps_rollup") as fh,
+        ):
+            for line in fh:
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
 def cpu(pids: Sequence[int]) -> float:
     """CPU seconds of live processes, with their reaped children's."""
     total = 0
@@ -116,6 +132,7 @@ class PeakRSS:
         self.roots = list(roots)
         self.every = every
         self.peak = 0
+        self.peak_pss = 0
         self.most_processes = 0
         # Own CPU seconds of every process seen in the trees, at its last sample: worker
         # processes a forkserver starts are never reaped into our RUSAGE_CHILDREN, so that
@@ -129,6 +146,7 @@ class PeakRSS:
         while not self._stop.is_set():
             pids = [p for r in self.roots for p in tree(r)]
             self.peak = max(self.peak, rss(pids))
+            self.peak_pss = max(self.peak_pss, pss(pids))
             for p in pids:
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     with open(f"/proc/{p}/stat") as fh:
@@ -148,6 +166,10 @@ class PeakRSS:
     @property
     def peak_mb(self) -> float:
         return self.peak / 1e6
+
+    @property
+    def peak_pss_mb(self) -> float:
+        return self.peak_pss / 1e6
 
 
 def spawn(cmd: Sequence[str], log: IO[Any], cwd: Path, env: dict[str, str] | None = None) -> Any:
@@ -184,13 +206,15 @@ def stop(procs: Sequence[subprocess.Popen[Any]], grace: float = 15) -> list[int 
 
 @dataclass
 class Run:
-    """One measured child: wall, peak RSS of its tree, CPU of its tree, exit code, output."""
+    """One measured child: wall, peak RSS of its tree, CPU of its tree, exit code, output,
+    and the peak PSS of its tree (shared pages shared out)."""
 
     wall: float
     peak_mb: float
     cpu_s: float
     code: int
     output: str
+    peak_pss_mb: float = 0.0
 
 
 def run_measured(cmd: Sequence[str], cwd: Path, log_path: Path, timeout: float = 600) -> Run:
@@ -208,7 +232,8 @@ def run_measured(cmd: Sequence[str], cwd: Path, log_path: Path, timeout: float =
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     used = max(used, sum(peak.cpu_seen.values()))  # see PeakRSS.cpu_seen
-    return Run(wall, peak.peak_mb, used, code, log_path.read_text(errors="replace"))
+    output = log_path.read_text(errors="replace")
+    return Run(wall, peak.peak_mb, used, code, output, peak.peak_pss_mb)
 
 
 # --- monitor's configuration -----------------------------------------------------------------

@@ -72,7 +72,7 @@ class Result:
         per = f"{self.rate:,.0f} items/s" if self.items else f"{self.feeds / r.wall:,.0f} feeds/s"
         return (
             f"{self.label}: {what} in {r.wall:.1f} s{inner} = {per}; "
-            f"peak RSS {r.peak_mb:.0f} MB; CPU {r.cpu_s:.1f} s"
+            f"peak RSS {r.peak_mb:.0f} MB (PSS {r.peak_pss_mb:.0f} MB); CPU {r.cpu_s:.1f} s"
         )
 
 
