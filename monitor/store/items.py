@@ -153,6 +153,8 @@ def _fields(data: ItemData) -> dict[str, Any]:
         "source": data.source,
         "language": data.language,
         "content_hash": data.content_hash,
+        "page_status": data.page_status,
+        "page_error": data.page_error,
     }
 
 
@@ -233,4 +235,6 @@ def item_data(row: Item) -> ItemData:
         language=row.language,
         published_at=row.published_at,
         content_hash=row.content_hash,
+        page_status=row.page_status,
+        page_error=row.page_error,
     )
