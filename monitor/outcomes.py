@@ -24,6 +24,9 @@ class FeedOutcome:
     elapsed: float = 0.0  # seconds spent fetching
     took_over: bool = False  # claimed after another worker's lease on it ran out
     held_back: dict[str, int] = field(default_factory=dict)  # rule -> matches its cooldown held
+    # Full text: the new items' pages by result ("ok", "cached", or why not: "FetchTooLarge",
+    # "ExtractError", "deadline", ...).
+    pages: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

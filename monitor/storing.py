@@ -50,6 +50,8 @@ class FeedJob:
     jitter: dt.timedelta = dt.timedelta(0)
     tags: tuple[str, ...] = ()
     backfill: bool = False
+    full_text: bool | str = False  # True, False or "auto" (fulltext.wanted)
+    pages_dir: str | None = None  # read linked pages from here (the demo)
 
 
 @dataclass(frozen=True, slots=True)

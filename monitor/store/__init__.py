@@ -44,6 +44,7 @@ from monitor.store.items import (
     item_data,
     items_since,
     purge_batch,
+    unseen_guids,
     upsert_items,
     upsert_many,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "requeue_delivery",
     "snapshot",
     "sync_feeds",
+    "unseen_guids",
     "upsert_items",
     "upsert_many",
     "write_alerts",

@@ -115,6 +115,15 @@ def upsert_many(
 Key = tuple[str, str]  # (feed id, guid)
 
 
+def unseen_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str]:
+    """The guids of a feed that upsert would take for new: neither stored nor tombstoned
+    (full text fetches the pages of these only, before they are stored)."""
+    keys = [(feed_id, g) for g in dict.fromkeys(guids)]
+    known = _known(session, keys)
+    purged = _tombstoned(session, [k for k in keys if k not in known])
+    return {g for f, g in keys if (f, g) not in known and (f, g) not in purged}
+
+
 def _known(session: Session, keys: Sequence[Key]) -> dict[Key, tuple[int, str, dt.datetime]]:
     """The stored items among keys: (id, content hash, first seen)."""
     found: dict[Key, tuple[int, str, dt.datetime]] = {}
