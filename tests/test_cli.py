@@ -214,3 +214,20 @@ def test_rule_dry_run_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["--config", config, "test-rule", "x"]) == 2  # no input given
     assert run_cli(["--config", config, "test-rule", "--rule", "nope", "--text", "x"]) == 2
     assert run_cli(["--config", config, "test-rule", "x", "--since", "soon"]) == 2
+
+
+def test_rule_dry_run_on_a_page_uses_the_extractor(capsys: pytest.CaptureFixture[str]) -> None:
+    """--file page.html is read as the daemon reads a linked page: the story, not the sidebar
+    (the sidebar page's related links say "missile"; its story does not)."""
+    config = str(ROOT / "config/monitor.yaml")
+    pages = ROOT / "tests/data/pages"
+    seed = str(pages / "globalsecurity_seed.html")
+    assert run_cli(["--config", config, "test-rule", "North Korea + missile", "--file", seed]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 items match" in out and "«missile»" in out
+    assert "Iran Press TV" in out or "2019-06-18 16:01" in out
+    fair = str(pages / "sidebar_missile.html")
+    assert run_cli(["--config", config, "test-rule", "missile", "--file", fair]) == 0
+    assert "0 of 1 items match" in capsys.readouterr().out
+    assert run_cli(["--config", config, "test-rule", "Kaesong", "--file", fair]) == 0
+    assert "1 of 1 items match" in capsys.readouterr().out
