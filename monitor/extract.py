@@ -36,9 +36,9 @@ from selectolax.lexbor import LexborHTMLParser
 from trafilatura.utils import decode_file
 
 from monitor.errors import ExtractError
-from monitor.normalize import MAX_TEXT, parse_loose_date, strip_page_chrome, tidy
+from monitor.normalize import MAX_TEXT, Story, parse_loose_date, strip_page_chrome, tidy
 
-__all__ = ["Article", "extract_article", "is_html"]
+__all__ = ["Article", "chrome_rules", "extract_article", "is_html"]
 
 UTC = dt.UTC
 MAX_PAGE_CHARS = 3_000_000
@@ -87,11 +87,8 @@ def extract_article(body: bytes, *, url: str | None, content_type: str | None) -
         if again is not None and len(again.text or "") >= len(text) // 2:
             doc, text = again, again.text or ""
     title = (doc.title if doc is not None else None) or None
-    story = strip_page_chrome(tidy(text), title or "")
-    lines = story.text.split("\n") if story.text else []
-    while lines and _TRAILING_RE.fullmatch(lines[-1]):
-        lines.pop()
-    text = "\n".join(lines)[:MAX_TEXT]
+    story = chrome_rules(text, title or "")
+    text = story.text[:MAX_TEXT]
     if len(text.split()) < MIN_WORDS:
         raise ExtractError("no article text found in the page")
     meta = _Meta(html)
@@ -104,6 +101,16 @@ def extract_article(body: bytes, *, url: str | None, content_type: str | None) -
     # (not trafilatura's sitename: without a site name in the page it is the URL's host)
     publisher = named or meta.publisher()
     return Article(text, title, publisher, published)
+
+
+def chrome_rules(text: str, title: str) -> Story:
+    """Our rules after the extractor: `strip_page_chrome` (the header above the title, the
+    publisher and dateline by it), then TRAILING lines off the end."""
+    story = strip_page_chrome(tidy(text), title)
+    lines = story.text.split("\n") if story.text else []
+    while lines and _TRAILING_RE.fullmatch(lines[-1]):
+        lines.pop()
+    return Story("\n".join(lines), story.publisher, story.dateline)
 
 
 def _decode(body: bytes, content_type: str | None) -> str:
