@@ -223,3 +223,23 @@ def test_auto_fetches_pages_only_for_teasers() -> None:
     assert are_teasers([item(0, 400), item(1, 10)])  # half of them: teasers
     assert not are_teasers([item(0, 400), item(1, 400), item(2, 10)])
     assert not are_teasers([ItemData("f", "g", None, "t", summary="short")])  # no link: no page
+
+
+@pytest.mark.parametrize(
+    ("name", "teasers"),
+    [
+        ("japantimes_north_korea", True),
+        ("af_mil_news_2016_missile", True),
+        ("nytimes_world_mock", True),
+        ("reuters_msn_pool_2026_reserialized", False),  # whole stories in the feed
+        ("guardian_world_mock", False),  # paragraph-long summaries
+    ],
+)
+def test_auto_on_real_feeds(name: str, teasers: bool) -> None:
+    import datetime as dt
+
+    from monitor.parse import parse_feed
+
+    body = (ROOT / "tests" / "data" / "corpus" / f"{name}.xml").read_bytes()
+    parsed = parse_feed(body, feed_id=name, base_url=None, fetched_at=dt.datetime.now(dt.UTC))
+    assert are_teasers(parsed.items) is teasers
