@@ -147,8 +147,11 @@ async def read_pages(
         asyncio.create_task(lane(q)) for q in queues.values() for _ in range(min(per_host, len(q)))
     ]
     started = time.monotonic()
-    if lanes:
-        _done, late = await asyncio.wait(lanes, timeout=budget)
+    try:
+        if lanes:
+            await asyncio.wait(lanes, timeout=budget)
+    finally:  # the budget ran out, or the poll was cancelled: no page fetch outlives it
+        late = [t for t in lanes if not t.done()]
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
