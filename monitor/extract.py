@@ -19,6 +19,7 @@ no I/O; it runs in the worker processes, see jobs.extract_and_match).
   Time: the page's machine-readable publication time when it has one with a time of day
   (JSON-LD `datePublished`, `article:published_time`, `<time datetime>`), else the dateline
   by the title, else a date the page gives (trafilatura's htmldate), at 00:00 UTC.
+- trafilatura is imported on first use, so a daemon without full text never loads it.
 - Bounds: the page is cut at `MAX_PAGE_CHARS` characters and `MAX_PAGE_TAGS` tags before
   parsing (an article is near the top; lxml's cost grows with the tree), the text at
   `MAX_TEXT`. The worker's CPU deadline and memory limit stop anything worse.
@@ -30,13 +31,15 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import trafilatura
 from selectolax.lexbor import LexborHTMLParser
-from trafilatura.utils import decode_file
 
 from monitor.errors import ExtractError
 from monitor.normalize import MAX_TEXT, Story, parse_loose_date, strip_page_chrome, tidy
+
+if TYPE_CHECKING:
+    from trafilatura.settings import Document
 
 __all__ = ["Article", "chrome_rules", "extract_article", "is_html"]
 
@@ -120,6 +123,8 @@ def _decode(body: bytes, content_type: str | None) -> str:
             return body.decode(m.group(1))
         except (LookupError, UnicodeDecodeError):
             pass
+    from trafilatura.utils import decode_file
+
     return str(decode_file(body))  # <meta charset>, then detection, then UTF-8 with care
 
 
@@ -133,7 +138,12 @@ def _bounded(html: str) -> str:
     return html
 
 
-def _trafilatura(html: str, url: str | None) -> trafilatura.settings.Document | None:
+def _trafilatura(html: str, url: str | None) -> Document | None:
+    # Imported on first use (0.15 s, and lxml's memory): the worker processes of a daemon
+    # without full text never load it.
+    import trafilatura
+    from trafilatura.settings import Document
+
     try:
         doc = trafilatura.bare_extraction(
             html,
@@ -145,7 +155,7 @@ def _trafilatura(html: str, url: str | None) -> trafilatura.settings.Document | 
         )
     except (ValueError, TypeError, RecursionError) as exc:  # lxml's refusals of a tree
         raise ExtractError(f"the page could not be read: {type(exc).__name__}") from None
-    return doc if isinstance(doc, trafilatura.settings.Document) else None
+    return doc if isinstance(doc, Document) else None
 
 
 def _looks_tabular(text: str) -> bool:
