@@ -113,6 +113,7 @@ async def read_pages(
     watchlist: Any,
     budget: float,
     pages_dir: str | None = None,
+    feed_id: str = "",
 ) -> PagesDone:
     """Each item's page, at most `per_host` at once per host, within `budget` seconds."""
     results: Counter[str] = Counter()
@@ -133,6 +134,7 @@ async def read_pages(
             why = exc.reason if isinstance(exc, WorkerFailed) else str(exc)
             out[item.guid] = _failed(item, type(exc).__name__, why)
             results[type(exc).__name__] += 1
+            log.info("page_failed", feed=feed_id, url=item.url, kind=type(exc).__name__, error=why)
             return
         out[item.guid], hits[item.guid] = read.item, read.hits
         version.append(read.watchlist)
@@ -162,6 +164,7 @@ async def read_pages(
     if items:
         log.info(
             "pages_read",
+            feed=feed_id,
             items=len(items),
             took=round(time.monotonic() - started, 3),
             **{k: v for k, v in results.items()},

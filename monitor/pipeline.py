@@ -288,7 +288,7 @@ async def _full_text(
         fulltext.Pages(ctx.fetcher, run, ctx.pages),
         [it for it in items if it.guid in new],
         feed_tags=feed.tags, watchlist=arg, budget=ctx.fetcher.limits.timeout,
-        pages_dir=feed.pages_dir,
+        pages_dir=feed.pages_dir, feed_id=feed.id,
     )  # fmt: skip
     hits = {g: h for g, h in done.hits.items() if g not in read.hits}
     hits.update((g, h) for g, h in read.hits.items() if h)

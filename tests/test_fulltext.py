@@ -243,3 +243,45 @@ def test_auto_on_real_feeds(name: str, teasers: bool) -> None:
     body = (ROOT / "tests" / "data" / "corpus" / f"{name}.xml").read_bytes()
     parsed = parse_feed(body, feed_id=name, base_url=None, fetched_at=dt.datetime.now(dt.UTC))
     assert are_teasers(parsed.items) is teasers
+
+
+async def test_a_slow_site_holds_a_poll_back_for_one_deadline_at_most(
+    feed_server: FeedServer,
+) -> None:
+    """The pages of one poll get one fetch deadline in all: six pages of 0.6 s each, one at a
+    time (per_host 1), under a 1 s deadline: the first is read, the rest keep the feed's
+    text with the reason, and the poll goes on after about a second, not 3.6."""
+    import asyncio
+    import time
+    from functools import partial
+
+    from monitor.fetch import Fetcher, FetchLimits
+    from monitor.fulltext import PageCache, Pages, read_pages
+    from monitor.rules import load_watchlist
+
+    page = (PAGES / "wire_service.html").read_bytes()
+    todo = []
+    for n in range(6):
+        feed_server.routes[f"/slow/{n}"] = Route(page, content_type=HTML, pause=0.6)
+        todo.append(ItemData("f", f"g{n}", feed_server.url(f"/slow/{n}"), f"Story {n}"))
+    fetcher = Fetcher(FetchLimits(timeout=1.0, per_host=1, allow_private_networks=True))
+
+    async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(partial(fn, *args, **kwargs))
+
+    watchlist = load_watchlist([ROOT / "config" / "watchlist.yaml"])
+    started = time.monotonic()
+    try:
+        done = await read_pages(
+            Pages(fetcher, run, PageCache()), todo, feed_tags=(), watchlist=watchlist,
+            budget=1.0,
+        )  # fmt: skip
+    finally:
+        await fetcher.aclose()
+    assert time.monotonic() - started < 2.5
+    assert done.results == {"ok": 1, "deadline": 5}
+    assert done.items["g0"].page_status == "ok" and "ballistic missile" in done.items["g0"].content
+    late = done.items["g5"]
+    assert late.page_status == "failed" and late.page_error == "deadline: page not read within 1s"
+    assert late.content == ""  # as the feed gave it
+    assert [h.rule_id for h in done.hits["g0"]] == ["dprk-missile"]
