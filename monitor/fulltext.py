@@ -101,7 +101,7 @@ class Pages:
 class PagesDone:
     items: dict[str, ItemData]  # by guid: the new items, with their page or its failure
     hits: dict[str, list[Hit]]  # by guid: the hits of the items read with their page
-    watchlist: str | None  # the version that matched them (None: no page was read)
+    watchlist: str | None  # the version that matched them (None: no page read; "": several)
     results: dict[str, int]  # "ok", "cached", or why not, with counts
 
 
@@ -136,6 +136,11 @@ async def read_pages(
             results[type(exc).__name__] += 1
             log.info("page_failed", feed=feed_id, url=item.url, kind=type(exc).__name__, error=why)
             return
+        except Exception as exc:  # a bug, or a library's surprise: this item's, not the poll's
+            log.exception("page_crashed", feed=feed_id, url=item.url)
+            out[item.guid] = _failed(item, type(exc).__name__, str(exc) or "crashed")
+            results["error"] += 1
+            return
         out[item.guid], hits[item.guid] = read.item, read.hits
         version.append(read.watchlist)
         results[how] += 1
@@ -169,9 +174,11 @@ async def read_pages(
             took=round(time.monotonic() - started, 3),
             **{k: v for k, v in results.items()},
         )
-    # Items matched under different watchlist versions (a reload mid-poll): none counts.
-    same = len(set(version)) == 1
-    return PagesDone(out, hits if same else {}, version[0] if same else None, dict(results))
+    # Items matched under different watchlist versions (a reload mid-poll): "" says so, and
+    # the writer matches them all again with the rules then in force.
+    kinds = set(version)
+    matched_by = None if not kinds else (version[0] if len(kinds) == 1 else "")
+    return PagesDone(out, hits, matched_by, dict(results))
 
 
 async def _read(
