@@ -1,7 +1,8 @@
-"""Full text, polling's step between parse and store: the linked pages of a poll's NEW items
-(never an unchanged one), fetched with the feeds' Fetcher and read in the worker processes.
-The pipeline calls `read_pages`; it gives back the items to store, each with its page's
-article as content, or as the feed gave it with the reason (`page_error`), never held back.
+"""Full text, polling's step between parse and store: the linked pages of a poll's new items
+and of those whose text changed (never an unchanged one), fetched with the feeds' Fetcher
+and read in the worker processes. The pipeline calls `read_pages`; it gives back the items
+to store, each with its page's article as content, or as the feed gave it with the reason
+(`page_error`), never held back.
 
 - **Which feeds**: `full_text: true`, or `auto` when the feed's items are teasers
   (`are_teasers`: at least half of the items with a link have under TEASER_WORDS words of
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -114,8 +115,10 @@ async def read_pages(
     budget: float,
     pages_dir: str | None = None,
     feed_id: str = "",
+    fresh: Collection[str] = (),
 ) -> PagesDone:
-    """Each item's page, at most `per_host` at once per host, within `budget` seconds."""
+    """Each item's page, at most `per_host` at once per host, within `budget` seconds.
+    `fresh`: guids whose page is fetched again even when cached (an edited story)."""
     results: Counter[str] = Counter()
     out: dict[str, ItemData] = {}
     hits: dict[str, list[Hit]] = {}
@@ -129,7 +132,9 @@ async def read_pages(
     async def one(item: ItemData) -> None:
         assert item.url is not None
         try:
-            read, how = await _read(pages, item, item.url, feed_tags, watchlist, pages_dir)
+            read, how = await _read(
+                pages, item, item.url, feed_tags, watchlist, pages_dir, item.guid in fresh
+            )
         except (FetchError, ExtractError, WorkerFailed) as exc:
             why = exc.reason if isinstance(exc, WorkerFailed) else str(exc)
             out[item.guid] = _failed(item, type(exc).__name__, why)
@@ -188,11 +193,12 @@ async def _read(
     feed_tags: Sequence[str],
     watchlist: Any,
     pages_dir: str | None,
+    fresh: bool,
 ) -> tuple[PageRead, str]:
     cache = pages.cache
     while (pending := cache.inflight.get(url)) is not None:
         await asyncio.shield(pending)  # another poll is reading this URL: wait for it
-    article = cache.get(url)
+    article = None if fresh else cache.get(url)
     if article is not None:
         job = await pages.run(
             read_page, item, body=None, url=url, content_type=None, article=article,

@@ -27,7 +27,7 @@ from monitor.alert.routes import ChannelRoute
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.jobs import ParsedAndMatched, parse_and_match
-from monitor.models import utcnow
+from monitor.models import ItemData, utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.rules import Watchlist
 from monitor.storing import FeedJob, Fetched, Rules, Writer, record_failure
@@ -265,15 +265,15 @@ async def _parse(
 async def _full_text(
     ctx: Context, feed: FeedJob, done: ParsedAndMatched
 ) -> tuple[ParsedAndMatched, dict[str, int]]:
-    """The pages of the feed's new items (fulltext.read_pages) made their content, and those
-    items matched again; items whose page failed keep the feed's text and its hits. Nothing
-    is fetched for a feed that wants no pages now (`auto` and not teasers) or whose first
-    poll only records what is there (no backfill)."""
+    """The pages of the feed's new and changed items (fulltext.read_pages; never an unchanged
+    one's) made their content, and those items matched again; items whose page failed keep
+    the feed's text and its hits. Nothing is fetched for a feed that wants no pages now
+    (`auto` and not teasers) or whose first poll only records what is there (no backfill)."""
     items = done.parsed.items
     if not fulltext.wanted(feed.full_text, items):
         return done, {}
-    new = await ctx.writer.call(_unseen, ctx, feed, [it.guid for it in items])
-    if not new:
+    new, changed = await ctx.writer.call(_unseen, ctx, feed, items)
+    if not new and not changed:
         return done, {}
     watchlist = ctx.watchlist()
     run: Any
@@ -286,9 +286,9 @@ async def _full_text(
         arg, run = Shared("watchlist", watchlist.version, watchlist), ctx.workers.run
     read = await fulltext.read_pages(
         fulltext.Pages(ctx.fetcher, run, ctx.pages),
-        [it for it in items if it.guid in new],
+        [it for it in items if it.guid in new or it.guid in changed],
         feed_tags=feed.tags, watchlist=arg, budget=ctx.fetcher.limits.timeout,
-        pages_dir=feed.pages_dir, feed_id=feed.id,
+        pages_dir=feed.pages_dir, feed_id=feed.id, fresh=changed,
     )  # fmt: skip
     hits = {g: h for g, h in done.hits.items() if g not in read.hits}
     hits.update((g, h) for g, h in read.hits.items() if h)
@@ -297,13 +297,13 @@ async def _full_text(
     return ParsedAndMatched(parsed, hits, version), read.results
 
 
-def _unseen(ctx: Context, feed: FeedJob, guids: list[str]) -> set[str]:
-    """The feed's new guids, or none when this poll will not alert (a first poll that only
-    records what is there): their pages would be fetched for nothing."""
+def _unseen(ctx: Context, feed: FeedJob, items: list[ItemData]) -> tuple[set[str], set[str]]:
+    """The feed's new and changed guids, or none when this poll will not alert (a first poll
+    that only records what is there): their pages would be fetched for nothing."""
     with db.session(ctx.engine) as s:
         if not (feed.backfill or store.get_feed(s, feed.id).initialized):
-            return set()
-        return store.unseen_guids(s, feed.id, guids)
+            return set(), set()
+        return store.unseen_or_changed(s, feed.id, items)
 
 
 async def _poll_failed(

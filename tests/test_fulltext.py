@@ -285,3 +285,33 @@ async def test_a_slow_site_holds_a_poll_back_for_one_deadline_at_most(
     assert late.page_status == "failed" and late.page_error == "deadline: page not read within 1s"
     assert late.content == ""  # as the feed gave it
     assert [h.rule_id for h in done.hits["g0"]] == ["dprk-missile"]
+
+
+def test_an_edited_teaser_has_its_page_read_again(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An item whose feed text changed is an edited story: its page is fetched again (not
+    taken from the cache) and stays its content; an unchanged item's page never is."""
+    with FeedServer() as site, WebhookReceiver(secret=SECRET) as hook:
+        page = (PAGES / "paywall.html").read_bytes()
+        site.routes["/story.htm"] = Route(page, content_type=HTML)
+        link = site.url("/story.htm")
+        site.routes["/f.xml"] = Route(teaser_feed([("Carrier group", link, "Taiwan tracks.")]))
+        config = write_config(
+            tmp_path, sqlite_url, hook,
+            f'  - {{id: f, url: "{site.url("/f.xml")}", backfill: true, full_text: true}}',
+            poll=", allow_private_networks: true",
+        )  # fmt: skip
+        assert run_cli(["--config", str(config), "once", "--all"]) == 0
+        assert len(site.hits("/story.htm")) == 1
+        site.routes["/story.htm"] = Route(page.replace(b"Shandong", b"Fujian"), content_type=HTML)
+        site.routes["/f.xml"] = Route(
+            teaser_feed([("Carrier group", link, "Taiwan tracks a carrier.")])
+        )
+        assert run_cli(["--config", str(config), "once", "--all"]) == 0
+        assert len(site.hits("/story.htm")) == 2
+        stored = items(sqlite_url)["Carrier group"]
+        assert stored["page_status"] == "ok" and "carrier Fujian" in stored["content"]
+        assert run_cli(["--config", str(config), "once", "--all"]) == 0
+        assert len(site.hits("/story.htm")) == 2  # unchanged: not fetched
+    capsys.readouterr()

@@ -44,7 +44,7 @@ from monitor.store.items import (
     item_data,
     items_since,
     purge_batch,
-    unseen_guids,
+    unseen_or_changed,
     upsert_items,
     upsert_many,
 )
@@ -99,7 +99,7 @@ __all__ = [
     "requeue_delivery",
     "snapshot",
     "sync_feeds",
-    "unseen_guids",
+    "unseen_or_changed",
     "upsert_items",
     "upsert_many",
     "write_alerts",

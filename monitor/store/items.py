@@ -115,13 +115,19 @@ def upsert_many(
 Key = tuple[str, str]  # (feed id, guid)
 
 
-def unseen_guids(session: Session, feed_id: str, guids: Sequence[str]) -> set[str]:
-    """The guids of a feed that upsert would take for new: neither stored nor tombstoned
-    (full text fetches the pages of these only, before they are stored)."""
-    keys = [(feed_id, g) for g in dict.fromkeys(guids)]
+def unseen_or_changed(
+    session: Session, feed_id: str, items: Sequence[ItemData]
+) -> tuple[set[str], set[str]]:
+    """What upsert would do with a feed's items, before it is done: the guids it would take
+    for new (neither stored nor tombstoned) and those whose text changed (full text fetches
+    the pages of these only)."""
+    by_guid = {it.guid: it.content_hash for it in items}  # a guid repeated: the last wins
+    keys = [(feed_id, g) for g in by_guid]
     known = _known(session, keys)
     purged = _tombstoned(session, [k for k in keys if k not in known])
-    return {g for f, g in keys if (f, g) not in known and (f, g) not in purged}
+    new = {g for f, g in keys if (f, g) not in known and (f, g) not in purged}
+    changed = {g for f, g in keys if (f, g) in known and known[(f, g)][1] != by_guid[g]}
+    return new, changed
 
 
 def _known(session: Session, keys: Sequence[Key]) -> dict[Key, tuple[int, str, dt.datetime]]:
