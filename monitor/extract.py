@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.errors import ExtractError
-from monitor.normalize import MAX_TEXT, Story, parse_loose_date, strip_page_chrome, tidy
+from monitor.normalize import (
+    MAX_TEXT,
+    Story,
+    cut_html,
+    parse_loose_date,
+    strip_page_chrome,
+    tidy,
+)
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
@@ -82,7 +89,7 @@ def extract_article(body: bytes, *, url: str | None, content_type: str | None) -
     if not is_html(content_type, body):
         kind = (content_type or "unknown").split(";", 1)[0].strip()
         raise ExtractError(f"not an HTML page ({kind})")
-    html = _bounded(_decode(body, content_type))
+    html = cut_html(_decode(body, content_type), MAX_PAGE_CHARS, MAX_PAGE_TAGS)
     doc = _trafilatura(html, url)
     text = (doc.text if doc is not None else "") or ""
     if _looks_tabular(text) or (len(text) < 200 and "<table" in html[:200_000].lower()):
@@ -126,16 +133,6 @@ def _decode(body: bytes, content_type: str | None) -> str:
     from trafilatura.utils import decode_file
 
     return str(decode_file(body))  # <meta charset>, then detection, then UTF-8 with care
-
-
-def _bounded(html: str) -> str:
-    html = html[:MAX_PAGE_CHARS]
-    if html.count("<") > MAX_PAGE_TAGS:
-        cut = -1
-        for _ in range(MAX_PAGE_TAGS):
-            cut = html.find("<", cut + 1)
-        html = html[:cut]
-    return html
 
 
 def _trafilatura(html: str, url: str | None) -> Document | None:
