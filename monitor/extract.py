@@ -36,8 +36,11 @@ from typing import TYPE_CHECKING
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.errors import ExtractError
+from monitor.models import utcnow
 from monitor.normalize import (
+    MAX_FUTURE,
     MAX_TEXT,
+    MIN_DATE,
     Story,
     cut_html,
     parse_loose_date,
@@ -105,6 +108,8 @@ def extract_article(body: bytes, *, url: str | None, content_type: str | None) -
     published = meta.published_at() or story.dateline
     if published is None and doc is not None and doc.date:
         published = parse_loose_date(doc.date)
+    if published is not None and not MIN_DATE <= published <= utcnow() + MAX_FUTURE:
+        published = None  # absurd (before 1990, or days ahead), as for feed dates
     named = story.publisher
     if named and " " not in named and named.isupper():
         named = None  # a section label above the title ("RELEASE", "ANALYSIS"), not a name

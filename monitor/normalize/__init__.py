@@ -22,6 +22,8 @@ parameters go, which lines are boilerplate, which strings are dates) reads as da
 
 from monitor.normalize.chrome import Story, strip_page_chrome
 from monitor.normalize.dates import (
+    MAX_FUTURE,
+    MIN_DATE,
     RFC822_ZONES,
     TZ_ABBREVIATIONS,
     parse_dateline,
@@ -53,11 +55,13 @@ from monitor.normalize.urls import (
 
 __all__ = [
     "MAX_CATEGORIES",
+    "MAX_FUTURE",
     "MAX_HTML",
     "MAX_SHORT",
     "MAX_TEXT",
     "MAX_TITLE",
     "MAX_URL",
+    "MIN_DATE",
     "RFC822_ZONES",
     "TRACKING_PAIRS",
     "TRACKING_PARAMS",
