@@ -16,6 +16,8 @@
     │   ├── FetchBlocked     scheme or address refused by the safety policy
     │   └── FetchHTTPError   a non-2xx/304 status
     ├── ParseError           bytes that are not a feed at all
+    ├── ExtractError         an item's page holds no article we can read (full text: kept
+    │                        on the item as data, never the feed's failure)
     ├── StoreError           the database failed
     └── DeliveryError        one delivery attempt failed
                              (.permanent: do not retry; .retry_after: seconds asked by the peer)
@@ -86,6 +88,10 @@ class FetchHTTPError(FetchError):
 
 class ParseError(MonitorError):
     pass
+
+
+class ExtractError(MonitorError):
+    """An item's linked page is not HTML, or no article text was found in it."""
 
 
 class StoreError(MonitorError):

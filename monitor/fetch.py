@@ -54,7 +54,14 @@ from monitor.netguard import (
 )
 from monitor.web import parse_retry_after
 
-__all__ = ["FetchLimits", "FetchResult", "Fetcher", "address_allowed", "is_local_path"]
+__all__ = [
+    "FetchLimits",
+    "FetchResult",
+    "Fetcher",
+    "address_allowed",
+    "host_of",
+    "is_local_path",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,7 @@ class FetchResult:
     elapsed: float
     max_age: float | None = None  # Cache-Control: max-age, seconds
     moved_to: str | None = None  # every redirect was permanent (301/308): the URL it ends at
+    truncated: bool = False  # fetched with cut=True and the body was cut at max_bytes
 
     @property
     def not_modified(self) -> bool:
@@ -135,7 +143,7 @@ class Fetcher:
         if is_local_path(url):
             yield
             return
-        host = _host(url)
+        host = host_of(url)
         self._busy += 1
         self._busy_hosts[host] += 1
         try:
@@ -155,7 +163,7 @@ class Fetcher:
         def room(url: str) -> bool:
             if is_local_path(url):
                 return True
-            host = _host(url)
+            host = host_of(url)
             if total[0] >= self.limits.concurrency:
                 return False
             if self._busy_hosts[host] + picked[host] >= self.limits.per_host:
@@ -173,21 +181,24 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         in_slot: bool = False,
+        cut: bool = False,
     ) -> FetchResult:
+        """`cut`: a body over the cap is cut there (`FetchResult.truncated`) instead of
+        failing with FetchTooLarge (a page: its article is near the top)."""
         if is_local_path(url):
-            return await asyncio.to_thread(self._read_local, url, etag)
+            return await asyncio.to_thread(self._read_local, url, etag, cut)
         async with contextlib.nullcontext() if in_slot else self.slot(url):
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.limits.timeout):
-                    return await self._fetch_http(url, etag, last_modified, started)
+                    return await self._fetch_http(url, etag, last_modified, started, cut)
             except TimeoutError:
                 raise FetchTimeout(
                     f"no complete response within {self.limits.timeout:g}s"
                 ) from None
 
     async def _fetch_http(
-        self, url: str, etag: str | None, last_modified: str | None, started: float
+        self, url: str, etag: str | None, last_modified: str | None, started: float, cut: bool
     ) -> FetchResult:
         headers = {}
         if etag:
@@ -216,27 +227,31 @@ class Fetcher:
                             status=status,
                             retry_after=parse_retry_after(resp.headers.get("Retry-After")),
                         )
-                    body = await self._read_capped(resp)
-                    return _result(url, resp, body, started, moved)
+                    body, truncated = await self._read_capped(resp, cut)
+                    return _result(url, resp, body, started, moved, truncated)
             except (aiohttp.ClientError, OSError, ValueError) as exc:
                 raise _converted(exc) from None
         raise FetchHTTPError(f"more than {self.limits.max_redirects} redirects")
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse, cut: bool) -> tuple[bytes, bool]:
+        cap = self.limits.max_bytes
         declared = resp.headers.get("Content-Length")
         plain = resp.headers.get("Content-Encoding") is None
-        if plain and declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
-            raise FetchTooLarge(f"body of {declared} bytes exceeds {self.limits.max_bytes}")
+        if not cut and plain and declared and declared.isdigit() and int(declared) > cap:
+            raise FetchTooLarge(f"body of {declared} bytes exceeds {cap}")
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):  # decompressed already
             size += len(chunk)
-            if size > self.limits.max_bytes:
-                raise FetchTooLarge(f"body exceeds {self.limits.max_bytes} bytes")
+            if size > cap:
+                if not cut:
+                    raise FetchTooLarge(f"body exceeds {cap} bytes")
+                chunks.append(chunk[: len(chunk) - (size - cap)])
+                return b"".join(chunks), True  # the rest is never read: the connection closes
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), False
 
-    def _read_local(self, url: str, etag: str | None) -> FetchResult:
+    def _read_local(self, url: str, etag: str | None, cut: bool = False) -> FetchResult:
         started = time.monotonic()
         path = Path(urlsplit(url).path if url.startswith("file:") else url)
         try:
@@ -244,12 +259,15 @@ class Fetcher:
                 body = fh.read(self.limits.max_bytes + 1)
         except OSError as exc:
             raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if len(body) > self.limits.max_bytes:
+        truncated = len(body) > self.limits.max_bytes
+        if truncated and not cut:
             raise FetchTooLarge(f"file exceeds {self.limits.max_bytes} bytes")
+        body = body[: self.limits.max_bytes]
         digest = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         if etag == digest:
             return FetchResult(str(path), 304, None, etag, None, None, time.monotonic() - started)
-        return FetchResult(str(path), 200, body, digest, None, None, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        return FetchResult(str(path), 200, body, digest, None, None, elapsed, truncated=truncated)
 
 
 _ACCEPT = (
@@ -264,7 +282,12 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})", re.I)
 
 
 def _result(
-    url: str, resp: aiohttp.ClientResponse, body: bytes | None, started: float, moved: str | None
+    url: str,
+    resp: aiohttp.ClientResponse,
+    body: bytes | None,
+    started: float,
+    moved: str | None,
+    truncated: bool = False,
 ) -> FetchResult:
     return FetchResult(
         url=url,
@@ -276,6 +299,7 @@ def _result(
         elapsed=time.monotonic() - started,
         max_age=_max_age(resp.headers.get("Cache-Control")),
         moved_to=moved,
+        truncated=truncated,
     )
 
 
@@ -300,7 +324,7 @@ def _converted(exc: BaseException) -> FetchError:
     return FetchError(f"{type(exc).__name__}: {text}")
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
     """The origin a per-host limit counts: host and port (two ports of one name are two
     servers, as aiohttp and browsers count them)."""
     try:

@@ -107,6 +107,14 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.pages = Counter(
+            "monitor_pages",
+            "Full text: new items' linked pages by result: ok, cached (read for another item), "
+            "or why the item kept the feed's text (FetchHTTPError, FetchTooLarge, FetchTimeout, "
+            "FetchBlocked, ExtractError, WorkerFailed, deadline).",
+            ["result"],
+            registry=r,
+        )
         self.attempts = Counter(
             "monitor_delivery_attempts",
             "Delivery attempts by this process, by channel and result (sent, retry, dead).",
@@ -161,6 +169,8 @@ class Metrics:
             self.held_back.labels(rule=rule).inc(n)
         if outcome.alerts:
             self.alerts_created.inc(outcome.alerts)
+        for result, n in outcome.pages.items():
+            self.pages.labels(result=result).inc(n)
 
     def observe_alerts(self, n: int) -> None:
         """Alerts a backfill created (polls' alerts come with their feed outcome)."""

@@ -109,6 +109,10 @@ class Item(SQLModel, table=True):
     first_seen_at: dt.datetime | None = _ts(index=True)
     updated_at: dt.datetime | None = _ts()
     content_hash: str = Field(max_length=64, index=True)
+    # Full text (a feed with full_text): "ok" when the page's article is the content, "failed"
+    # when the item kept the feed's text (page_error says why); NULL: no page was asked for.
+    page_status: str | None = Field(default=None, max_length=16)
+    page_error: str | None = None
     # The story it belongs to (stories.py): the content hash of the story's first item, so
     # that an exact copy and a near one fold the same way; NULL before revision 0007 filled it.
     story: str | None = Field(default=None, max_length=64, index=True)
@@ -259,7 +263,9 @@ class ItemData:
     source: str | None = None
     language: str | None = None
     published_at: dt.datetime | None = None
-    content_hash: str = ""
+    content_hash: str = ""  # of the feed's text, never the page's: the next poll compares it
+    page_status: str | None = None  # full text: "ok", "failed", None (not asked for)
+    page_error: str | None = None  # why the page's text is not the content
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ class FeedOutcome:
     took_over: bool = False  # claimed after another worker's lease on it ran out
     held_back: dict[str, int] = field(default_factory=dict)  # rule -> matches its cooldown held
     health: tuple[str, str] | None = None  # (previous, new) when this poll changed its state
+    # Full text: the new items' pages by result ("ok", "cached", or why not: "FetchTooLarge",
+    # "ExtractError", "deadline", ...).
+    pages: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

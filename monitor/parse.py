@@ -62,10 +62,12 @@ from monitor.feedguard import refuse_entities
 from monitor.models import ItemData
 from monitor.normalize import (
     MAX_CATEGORIES,
+    MAX_FUTURE,
     MAX_HTML,
     MAX_SHORT,
     MAX_TEXT,
     MAX_TITLE,
+    MIN_DATE,
     RFC822_ZONES,
     canonical_url,
     html_to_text,
@@ -81,8 +83,6 @@ from monitor.web import is_web_url
 __all__ = ["ParsedFeed", "canonical_url", "html_to_text", "parse_feed"]
 
 UTC = dt.UTC
-MIN_DATE = dt.datetime(1990, 1, 1, tzinfo=UTC)
-MAX_FUTURE = dt.timedelta(days=2)
 DERIVED_TITLE_MAX = 120  # an entry without a title is named after the start of its text
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _EPOCH = re.compile(r"\d{9,13}(\.\d+)?")

@@ -1,5 +1,6 @@
-"""The orchestrator of polling: fetch -> parse -> store -> match -> alerts. Items in, alerts
-out; delivering them is delivery.py's job, rules becoming active is activation.py's.
+"""The orchestrator of polling: fetch -> parse -> (full text: the new items' pages) -> store
+-> match -> alerts. Items in, alerts out; delivering them is delivery.py's job, rules
+becoming active is activation.py's.
 
 The stages do not know each other; this module calls them in order and turns their typed
 errors into per-feed state (a feed's failure is data on its row, never an exception that
@@ -14,18 +15,19 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
 
-from monitor import db, store
+from monitor import db, fulltext, store
 from monitor.alert.routes import ChannelRoute
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.jobs import ParsedAndMatched, parse_and_match
-from monitor.models import utcnow
+from monitor.models import ItemData, utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.rules import Watchlist
 from monitor.storing import FeedJob, Fetched, Health, Rules, Writer, record_failure
@@ -65,6 +67,9 @@ class Context:
     health: Health = field(default_factory=Health)
     # The time (tests inject one to drive cadence, staleness and backoff without sleeping).
     clock: Callable[[], dt.datetime] = utcnow
+    # Full text: articles read, by canonical URL (a story linked from several feeds is
+    # fetched once).
+    pages: fulltext.PageCache = field(default_factory=fulltext.PageCache)
     # The one thread that writes polling's results (storing.Writer).
     writer: Writer = field(init=False)
 
@@ -199,6 +204,13 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
             # in them can be new, so they are not parsed again.
             if body_hash != claim.body_hash:
                 done = await _parse(ctx, feed, result, now)
+        pages: dict[str, int] = {}
+        if done is not None and feed.full_text:
+            try:
+                done, pages = await _full_text(ctx, feed, done)
+            except Exception as exc:  # a bug, or the database: the items go on as the feed gave
+                log.exception("pages_crashed", feed=feed.id, error=str(exc))
+                pages = {"error": len(done.parsed.items)}
         if result.moved_to and result.moved_to != claim.url:
             log.warning(
                 "feed_moved",
@@ -214,6 +226,7 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
                 sketches=done.sketches if done else None,
             )
         )  # fmt: skip
+        outcome.pages = pages
     except (FetchError, ParseError) as exc:
         return await _poll_failed(ctx, feed, now, started, exc, status)
     except asyncio.CancelledError:
@@ -261,6 +274,53 @@ async def _parse(
     except WorkerFailed as exc:
         raise ParseError(f"the parse {exc.reason}; its worker was replaced") from None
     return done
+
+
+async def _full_text(
+    ctx: Context, feed: FeedJob, done: ParsedAndMatched
+) -> tuple[ParsedAndMatched, dict[str, int]]:
+    """The pages of the feed's new and changed items (fulltext.read_pages; never an unchanged
+    one's) made their content, and those items matched again; items whose page failed keep
+    the feed's text and its hits. Nothing is fetched for a feed that wants no pages now
+    (`auto` and not teasers) or whose first poll only records what is there (no backfill)."""
+    items = done.parsed.items
+    if not fulltext.wanted(feed.full_text, items):
+        return done, {}
+    new, changed = await ctx.writer.call(_unseen, ctx, feed, items)
+    if not new and not changed:
+        return done, {}
+    watchlist = ctx.watchlist()
+    run: Any
+    if ctx.workers is None:
+        arg: Any = watchlist
+
+        async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(partial(fn, *args, **kwargs))
+    else:
+        arg, run = Shared("watchlist", watchlist.version, watchlist), ctx.workers.run
+    read = await fulltext.read_pages(
+        fulltext.Pages(ctx.fetcher, run, ctx.pages),
+        [it for it in items if it.guid in new or it.guid in changed],
+        feed_tags=feed.tags, watchlist=arg, budget=ctx.fetcher.limits.timeout,
+        pages_dir=feed.pages_dir, feed_id=feed.id, fresh=changed,
+    )  # fmt: skip
+    hits = {g: h for g, h in done.hits.items() if g not in read.hits}
+    hits.update((g, h) for g, h in read.hits.items() if h)
+    version = done.watchlist if read.watchlist in (None, done.watchlist) else ""  # "": rematch
+    parsed = replace(done.parsed, items=[read.items.get(it.guid, it) for it in items])
+    # The story step's sketches: of the page's text for the items read with their page.
+    sketches = {g: s for g, s in done.sketches.items() if g not in read.hits}
+    sketches.update(read.sketches)
+    return ParsedAndMatched(parsed, hits, version, sketches), read.results
+
+
+def _unseen(ctx: Context, feed: FeedJob, items: list[ItemData]) -> tuple[set[str], set[str]]:
+    """The feed's new and changed guids, or none when this poll will not alert (a first poll
+    that only records what is there): their pages would be fetched for nothing."""
+    with db.session(ctx.engine) as s:
+        if not (feed.backfill or store.get_feed(s, feed.id).initialized):
+            return set(), set()
+        return store.unseen_or_changed(s, feed.id, items)
 
 
 async def _poll_failed(

@@ -181,6 +181,8 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
             pinned=f.interval is not None,
             tags=f.tags,
             backfill=f.backfill,
+            full_text=f.full_text,
+            pages_dir=f.pages_dir,
         )
         for f in settings.feeds
     }
@@ -226,8 +228,12 @@ def worker_id() -> str:
 def feed_lease(settings: Settings) -> dt.timedelta:
     """How long a claimed feed is this worker's: its whole-request deadline, and time to
     parse (its CPU deadline) and store what came back. A killed worker's feeds are due
-    again this soon."""
-    return settings.poll.timeout + settings.poll.parse_timeout + LEASE_MARGIN
+    again this soon. With full text, the pages of its new items too: their budget is one
+    more deadline, and their extraction another CPU deadline."""
+    lease = settings.poll.timeout + settings.poll.parse_timeout + LEASE_MARGIN
+    if any(f.full_text for f in settings.feeds):
+        lease += settings.poll.timeout + settings.poll.parse_timeout
+    return lease
 
 
 async def run_once(

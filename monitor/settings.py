@@ -116,6 +116,19 @@ class FeedSettings(Strict):
     backfill: bool = Field(
         False, description="Alert on the items already in the feed at its first poll."
     )
+    full_text: bool | Literal["auto"] = Field(
+        False,
+        description="`true`: fetch each new item's linked page and match its article text "
+        "(without site chrome) as the item's content; `auto`: only when the feed's items are "
+        'teasers (most of them under 50 words of text: docs/design.md, "Full text"). A page '
+        "that fails leaves the item as the feed gave it, with the reason on the item.",
+    )
+    pages_dir: str | None = Field(
+        None,
+        description="Read linked pages from this local directory instead of the network, "
+        "each as the file named like the last part of its URL's path (the demo, offline "
+        "mirrors). Only the configuration can name one.",
+    )
 
     @field_validator("id")
     @classmethod

@@ -53,6 +53,8 @@ class FeedJob:
     pinned: bool = False  # its own `interval:`: not adaptive
     tags: tuple[str, ...] = ()
     backfill: bool = False
+    full_text: bool | str = False  # True, False or "auto" (fulltext.wanted)
+    pages_dir: str | None = None  # read linked pages from here (the demo)
 
 
 @dataclass(frozen=True, slots=True)

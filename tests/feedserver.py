@@ -1,5 +1,6 @@
-"""A real HTTP server on 127.0.0.1 serving feeds for tests: ETag / Last-Modified (304),
-gzip, redirects, error statuses, slow-drip bodies. Runs in a thread; port chosen by the OS."""
+"""A real HTTP server on 127.0.0.1 serving feeds (and pages) for tests: ETag / Last-Modified
+(304), gzip, redirects, error statuses, slow-drip bodies, a pause before answering; it counts
+the requests it serves at once (`peak`). Runs in a thread; port chosen by the OS."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Route:
     drip: float = 0.0  # seconds between 1-byte writes (slow server)
     delay: float = 0.0  # seconds before the response starts (a busy server)
     endless: bool = False  # the body, then zeros for ever (no Content-Length)
+    pause: float = 0.0  # seconds before answering (a slow page, to see requests overlap)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -43,6 +45,8 @@ class FeedServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        self.serving = 0  # requests being answered now
+        self.peak = 0  # the most answered at once
         self._lock = threading.Lock()
         server = self
 
@@ -53,7 +57,14 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:
-                server._serve(self)
+                with server._lock:
+                    server.serving += 1
+                    server.peak = max(server.peak, server.serving)
+                try:
+                    server._serve(self)
+                finally:
+                    with server._lock:
+                        server.serving -= 1
 
         self._httpd = _Server((host, 0), Handler)
         self._httpd.daemon_threads = True
@@ -101,6 +112,8 @@ class FeedServer:
             extra["Content-Encoding"] = "gzip"
         with self._lock:
             self.requests.append(Request(h.path, headers, status))
+        if route is not None and route.pause:
+            time.sleep(route.pause)  # the server is slow on purpose, not the test waiting
         h.send_response(status)
         if route is not None:
             h.send_header("Content-Type", route.content_type)

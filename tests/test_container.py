@@ -249,6 +249,17 @@ def test_the_image_runs_the_seed_demo_as_an_operable_service(
         atom = feedparser.parse(client.get("/alerts.atom").content)
         assert sorted(e.link for e in atom.entries) == sorted([SEED_URL, SEOUL_URL])
 
+        # The teaser feed's item had its page read (full text, from seeds/pages/ in the
+        # image): one story, so still the two alerts above.
+        deadline, pages_ok = time.monotonic() + 30, 0.0
+        while time.monotonic() < deadline:
+            v = samples(client.get("/metrics").text)
+            pages_ok = v.get(("monitor_pages_total", (("result", "ok"),)), 0.0)
+            if pages_ok >= 1:
+                break
+            time.sleep(0.5)  # the interval between two looks, not a wait for something
+        assert pages_ok == 1, c.describe()
+
     code, elapsed = c.stop()
     assert code == 0
     assert elapsed < 10, f"stop took {elapsed:.1f}s"

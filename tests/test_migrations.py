@@ -261,3 +261,40 @@ def test_revision_0007_gives_old_items_their_story_and_an_old_alert_takes_its_co
         ).scalars().all()  # fmt: skip
     engine.dispose()
     assert any("copies" in str(n) for n in named), named
+
+
+def test_0006_adds_the_page_columns_to_items_already_stored(db_url: str) -> None:
+    """A database at 0004 (the release before full text) with an item and its alert: the
+    upgrade keeps both, the item's page was never asked for (NULL), and the downgrade drops
+    the columns again."""
+    from alembic import command
+
+    engine = db.make_engine(db_url)
+    cfg = schema._config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(
+            sa.text(
+                "INSERT INTO item (id, feed_id, guid, title, summary, content, categories, "
+                "content_hash) VALUES (1, 'f', 'g', 't', 's', 'c', '[]', 'h')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alert (id, rule_id, item_id, rule_name, severity, terms, snippet, "
+                "also_reported_by, held_back) VALUES ('a1', 'r', 1, 'R', 'high', '[]', '', "
+                "'[]', 0)"
+            )
+        )
+    assert schema.upgrade(engine).revision == schema.head()
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT page_status, page_error, title FROM item")).one()
+        alerts = conn.execute(sa.text("SELECT count(*) FROM alert")).scalar()
+    assert tuple(row) == (None, None, "t") and alerts == 1
+    with schema._locked(engine) as conn:  # as an upgrade runs: SQLite's foreign keys off
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")  # (and every later revision on the way)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("item")}
+    assert "page_status" not in columns and "title" in columns
+    engine.dispose()

@@ -177,7 +177,7 @@ def test_write_into_the_demo_config(tmp_path: Path) -> None:
     assert only_insertions(before, after)
     # The comment block between the feeds and `server:` stays with `server:`.
     assert "    url: https://history.example.org/1945.rss\n\n# /healthz" in after
-    assert len(load_settings(config).feeds) == 1 + 14
+    assert len(load_settings(config).feeds) == 2 + 14  # the demo's seed-demo and gs-teaser
 
 
 @pytest.mark.parametrize(

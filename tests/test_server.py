@@ -178,7 +178,10 @@ async def test_healthz_is_503_and_metrics_still_answer_when_the_database_does_no
 
 async def test_metrics_count_what_the_pipeline_observers_report(http: Running) -> None:
     m = http.metrics
-    m.observe_feed(FeedOutcome("wire", ok=True, status=200, items=5, new=3, alerts=2, elapsed=0.3))
+    m.observe_feed(
+        FeedOutcome("wire", ok=True, status=200, items=5, new=3, alerts=2, elapsed=0.3,
+                    pages={"ok": 2, "ExtractError": 1})
+    )  # fmt: skip
     m.observe_feed(FeedOutcome("wire", ok=True, status=304, elapsed=0.02))
     m.observe_feed(FeedOutcome("wire", ok=False, status=503, error_kind="FetchHTTPError"))
     m.observe_feed(FeedOutcome("slow", ok=False, error_kind="FetchTimeout", elapsed=30.0))
@@ -196,6 +199,8 @@ async def test_metrics_count_what_the_pipeline_observers_report(http: Running) -
     assert v[("monitor_fetch_duration_seconds_bucket", (("le", "0.05"),))] == 2
     assert v[("monitor_items_new_total", ())] == 3
     assert v[("monitor_alerts_created_total", ())] == 2
+    assert v[("monitor_pages_total", (("result", "ok"),))] == 2  # full text: pages by result
+    assert v[("monitor_pages_total", (("result", "ExtractError"),))] == 1
     for channel, result in (("ops", "sent"), ("ops", "retry"), ("mail", "dead")):
         labels = (("channel", channel), ("result", result))
         assert v[("monitor_delivery_attempts_total", labels)] == 1

@@ -11,7 +11,9 @@ from rich.text import Text
 
 from monitor.activation import stored_pages
 from monitor.cli.base import Env, cli, out, pass_env
-from monitor.errors import ConfigError, ParseError, QueryError
+from monitor.errors import ConfigError, ExtractError, ParseError, QueryError
+from monitor.extract import extract_article
+from monitor.jobs import with_article
 from monitor.models import Hit, ItemData, utcnow
 from monitor.parse import looks_like_html, parse_feed, parse_page
 from monitor.rules import CompiledQuery, Watchlist, compile_query
@@ -143,7 +145,9 @@ def _compile_for_test(
 def _items_from(text: str | None, title: str | None, path: Path | None) -> list[ItemData]:
     """--text (and --title), or --file read as the daemon reads it: a feed (parse_feed, which
     knows byte-order marks, comments before the root and every feed dialect), else an HTML
-    page (parse_page: its story and title), else plain text."""
+    page (the full-text extractor, as for a linked page: its article, title, publisher and
+    time; a page it finds no article in is read as a page pasted into a feed, parse_page),
+    else plain text."""
     now = utcnow()
     if path is None:
         return [
@@ -155,7 +159,14 @@ def _items_from(text: str | None, title: str | None, path: Path | None) -> list[
     except ParseError:
         pass
     if looks_like_html(body):
-        return [parse_page(body, feed_id=path.name, url=None, fetched_at=now)]
+        page = parse_page(body, feed_id=path.name, url=None, fetched_at=now)
+        try:
+            article = extract_article(body, url=None, content_type=None)
+        except ExtractError as exc:
+            click.echo(f"warning: {path.name}: {exc}; reading it as a page in a feed", err=True)
+            return [page]
+        bare = ItemData(path.name, page.guid, None, article.title or page.title)
+        return [with_article(bare, article)]
     content = body.decode("utf-8", errors="replace")
     return [ItemData(feed_id=path.name, guid="text", url=None, title="", content=content)]
 

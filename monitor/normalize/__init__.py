@@ -22,6 +22,8 @@ parameters go, which lines are boilerplate, which strings are dates) reads as da
 
 from monitor.normalize.chrome import Story, strip_page_chrome
 from monitor.normalize.dates import (
+    MAX_FUTURE,
+    MIN_DATE,
     RFC822_ZONES,
     TZ_ABBREVIATIONS,
     parse_dateline,
@@ -36,6 +38,7 @@ from monitor.normalize.text import (
     MAX_TEXT,
     MAX_TITLE,
     MAX_URL,
+    cut_html,
     html_to_text,
     loose_key,
     one_line,
@@ -52,11 +55,13 @@ from monitor.normalize.urls import (
 
 __all__ = [
     "MAX_CATEGORIES",
+    "MAX_FUTURE",
     "MAX_HTML",
     "MAX_SHORT",
     "MAX_TEXT",
     "MAX_TITLE",
     "MAX_URL",
+    "MIN_DATE",
     "RFC822_ZONES",
     "TRACKING_PAIRS",
     "TRACKING_PARAMS",
@@ -64,6 +69,7 @@ __all__ = [
     "TZ_ABBREVIATIONS",
     "Story",
     "canonical_url",
+    "cut_html",
     "html_to_text",
     "loose_key",
     "one_line",

@@ -195,3 +195,9 @@ def parse_dateline(line: str) -> dt.datetime | None:
     if not (_HAS_MONTH.search(line) or _NUMERIC_DATE.search(line)):
         return None  # a bare year or time is not a date
     return _dateutil(_DATELINE_PREFIX.sub("", line))
+
+
+# A date before 1990 or more than 2 days ahead of the fetch is absurd and counts as missing
+# (feeds' dates in parse.py, pages' in extract.py).
+MIN_DATE = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+MAX_FUTURE = dt.timedelta(days=2)

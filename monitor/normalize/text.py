@@ -104,6 +104,18 @@ def tidy(text: str) -> str:
     return _NEWLINES.sub("\n", text).strip()
 
 
+def cut_html(html: str, chars: int, tags: int) -> str:
+    """HTML cut at `chars` characters, then before its tag number `tags` + 1 (a C-speed
+    count and find: parsers' cost grows with the tree, and a hostile page can nest deep)."""
+    html = html[:chars]
+    if html.count("<") > tags:
+        cut = -1
+        for _ in range(tags):
+            cut = html.find("<", cut + 1)
+        html = html[:cut]
+    return html
+
+
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment or page: entities decoded, one line per block element.
 
@@ -115,15 +127,9 @@ def html_to_text(html: str) -> str:
     """
     if not html:
         return ""
-    if len(html) > MAX_HTML:
-        html = html[:MAX_HTML]
-    if html.count("<") > MAX_TAGS:
-        # lexbor is quadratic in nested block elements (80,000 nested <div>: 12 s): a field
-        # is cut after MAX_TAGS tags, more than any story has (C-speed count and find)
-        cut = -1
-        for _ in range(MAX_TAGS):
-            cut = html.find("<", cut + 1)
-        html = html[:cut]
+    # lexbor is quadratic in nested block elements (80,000 nested <div>: 12 s): a field is
+    # cut after MAX_TAGS tags, more than any story has
+    html = cut_html(html, MAX_HTML, MAX_TAGS)
     if "<" not in html:
         return tidy(_unescape_leftovers(htmllib.unescape(html)))[:MAX_TEXT]
     if _BREAK in html:

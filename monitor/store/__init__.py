@@ -54,6 +54,7 @@ from monitor.store.items import (
     item_data,
     items_since,
     purge_batch,
+    unseen_or_changed,
     upsert_items,
     upsert_many,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "requeue_delivery",
     "snapshot",
     "sync_feeds",
+    "unseen_or_changed",
     "upsert_items",
     "upsert_many",
     "write_alerts",

@@ -115,6 +115,21 @@ def upsert_many(
 Key = tuple[str, str]  # (feed id, guid)
 
 
+def unseen_or_changed(
+    session: Session, feed_id: str, items: Sequence[ItemData]
+) -> tuple[set[str], set[str]]:
+    """What upsert would do with a feed's items, before it is done: the guids it would take
+    for new (neither stored nor tombstoned) and those whose text changed (full text fetches
+    the pages of these only)."""
+    by_guid = {it.guid: it.content_hash for it in items}  # a guid repeated: the last wins
+    keys = [(feed_id, g) for g in by_guid]
+    known = _known(session, keys)
+    purged = _tombstoned(session, [k for k in keys if k not in known])
+    new = {g for f, g in keys if (f, g) not in known and (f, g) not in purged}
+    changed = {g for f, g in keys if (f, g) in known and known[(f, g)][1] != by_guid[g]}
+    return new, changed
+
+
 def _known(session: Session, keys: Sequence[Key]) -> dict[Key, tuple[int, str, dt.datetime]]:
     """The stored items among keys: (id, content hash, first seen)."""
     found: dict[Key, tuple[int, str, dt.datetime]] = {}
@@ -153,6 +168,8 @@ def _fields(data: ItemData) -> dict[str, Any]:
         "source": data.source,
         "language": data.language,
         "content_hash": data.content_hash,
+        "page_status": data.page_status,
+        "page_error": data.page_error,
     }
 
 
@@ -233,4 +250,6 @@ def item_data(row: Item) -> ItemData:
         language=row.language,
         published_at=row.published_at,
         content_hash=row.content_hash,
+        page_status=row.page_status,
+        page_error=row.page_error,
     )
