@@ -36,10 +36,13 @@ fuzz: $(STAMP)
 check: $(STAMP)
 	$(BIN)/monitor --config config/monitor.yaml check
 
+# The fast benchmarks (bench/poll.py and bench/scale.py take minutes: run them by hand).
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/fulltext.py
+	$(BIN)/python bench/stories.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
