@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from monitor.models import Feed, Item
 from tests.conftest import ROOT
 from tests.feedserver import FeedServer, Route
 from tests.servers import WebhookReceiver
-from tests.test_rule_lifecycle import Daemon as _Daemon
+from tests.test_scale_out import Worker as Daemon  # `monitor run`, its events kept
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -300,32 +299,15 @@ def test_a_redos_author_and_a_feed_past_its_deadline_stall_nothing_else(
     assert huge_items == [] and "CPU deadline" in (rows["huge"].last_error or ""), rows["huge"]
 
 
-class Daemon(_Daemon):
-    """`monitor run`, keeping the events it has read."""
-
-    def __init__(self, config: Path) -> None:
-        self.seen: list[dict[str, object]] = []
-        super().__init__(config)
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "raw", "line": line}
-            self.seen.append(event)
-            self.lines.put(event)
-
-
 def waiting(hook: WebhookReceiver, daemon: Daemon) -> str:
     feeds = [r.json["item"]["feed"] for r in hook.requests]
-    return f"alerts from {feeds}; events: {[(e.get('event'), e.get('feed')) for e in daemon.seen]}"
+    events = [(e.get("event"), e.get("feed")) for e in daemon.events]
+    return f"alerts from {feeds}; events: {events}"
 
 
 def polled(daemon: Daemon, feed: str) -> bool:
     """Whether `feed` has been polled (well or not), in the events seen so far."""
     return any(
         e.get("feed") == feed and e.get("event") in ("feed_polled", "feed_failed")
-        for e in daemon.seen
+        for e in daemon.events
     )

@@ -41,7 +41,8 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FEEDS = [f"f{i:03d}" for i in range(600)]
 INTERVAL = 4.0  # the feeds' poll interval, seconds; jitter 0
 TIMEOUT = 2.0  # the fetch deadline and the webhook channel's timeout
-FEED_LEASE = TIMEOUT + 15  # scheduler.feed_lease: the fetch deadline and LEASE_MARGIN
+PARSE_TIMEOUT = 2.0  # poll.parse_timeout: these feeds parse in milliseconds
+FEED_LEASE = TIMEOUT + PARSE_TIMEOUT + 15  # scheduler.feed_lease: both deadlines, LEASE_MARGIN
 SEND_LEASE = TIMEOUT + 10  # ChannelRoute.lease
 HELD = 202  # the status the victim's receiver holds back until after the victim is dead
 
@@ -140,7 +141,7 @@ def config(
         # every feed every INTERVAL, whatever its cadence: the cycles below count on it
         f"poll: {{allow_private_networks: true, interval: {INTERVAL:g}s, jitter: 0s,"
         f" adaptive: false, concurrency: 40, per_host: 40, timeout: {TIMEOUT:g}s,"
-        f" user_agent: {agent(name)}}}\n"
+        f" parse_timeout: {PARSE_TIMEOUT:g}s, user_agent: {agent(name)}}}\n"
         "server: {listen: '127.0.0.1:0'}\n"
         f"feeds:\n{feeds}"
         f"channels:\n  ops: {{type: webhook, url: '{hook.url}', secret: {SECRET},"
