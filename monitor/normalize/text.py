@@ -87,9 +87,11 @@ _BLOCK_SELECTOR = ",".join(
     )
 )
 _BREAK = "\ue000"  # a private-use character marks the line breaks of block elements
-_ANY_SPACE = re.compile(r"\s+")
-_HSPACE = re.compile(r"[^\S\n]+")  # any whitespace but a newline (NBSP, tabs, \r, ...)
-_NEWLINES = re.compile(r" ?\n[ \n]*")
+# Any whitespace but a newline (NBSP, tabs, \r, ...), where it is not already one space: a
+# pattern that matched every single space would rewrite most of the text, space by space
+# (4 times slower on a typical story).
+_HSPACE = re.compile(r"[^\S\n]{2,}|[^\S \n]")
+_NEWLINES = re.compile(r" \n[ \n]*|\n[ \n]+")  # a newline with spaces or newlines around
 # Invisible characters with no meaning in plain text (ZWJ/ZWNJ are kept: scripts need them),
 # and C0/C1 controls other than tab/newline.
 _INVISIBLE = re.compile(r"[\u200b\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -143,7 +145,7 @@ def html_to_text(html: str) -> str:
     root = tree.body
     text = root.text(deep=True, separator="", strip=False) if root is not None else ""
     # In HTML a newline in the source is a space; only the elements above break lines.
-    text = _ANY_SPACE.sub(" ", text).replace(_BREAK, "\n")
+    text = " ".join(text.split()).replace(_BREAK, "\n")  # (split: 4 times the regex's speed)
     return tidy(_unescape_leftovers(text))[:MAX_TEXT]
 
 
