@@ -198,8 +198,17 @@ class WorkerPool:
         self._workers: set[_Worker] = set()
         self._background: set[asyncio.Task[None]] = set()
         self.replaced = 0  # workers replaced after a breach or a death
+        self._starting: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
+        """Start the workers (once; `run` calls it too). A cycle with nothing to parse (every
+        feed 304 or unchanged) never starts them: the forkserver and each worker import the
+        parsing code, about a CPU-second on the cores that cycle shares with them."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         for w in await asyncio.gather(*(self._spawn() for _ in range(self.size))):
             self._idle.put_nowait(w)
 
@@ -218,6 +227,8 @@ class WorkerPool:
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """fn(*args, **kwargs) in a worker; WorkerFailed on a breach or a death, else what
         fn returned or raised."""
+        if self._starting is None or not self._starting.done():
+            await self.start()
         worker = await self._idle.get()
         keep = False
         try:
@@ -263,6 +274,9 @@ class WorkerPool:
         worker.writer.close()
 
     async def close(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            with contextlib.suppress(Exception):
+                await self._starting
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await task

@@ -105,3 +105,19 @@ async def test_a_shared_argument_goes_to_a_worker_once_per_version(pool: WorkerP
     # A new worker holds nothing: it is sent the version again.
     _pid, received = await pool.run(whoami, Shared("w", "v2", Counted()))
     assert received == 1
+
+
+async def test_the_workers_start_at_the_first_job_not_before() -> None:
+    """A cycle with nothing to parse (every feed 304) never starts the processes."""
+    p = WorkerPool(size=2, memory_mb=256, cpu_seconds=1.0)
+    try:
+        assert p.pids() == []
+        first, second = await p.run(whoami), await p.run(whoami)
+        assert len(p.pids()) == 2 and first[0] in p.pids() and second[0] in p.pids()
+        await p.start()  # idempotent: no more processes
+        assert len(p.pids()) == 2
+    finally:
+        await p.close()
+    never = WorkerPool(size=2)
+    await never.close()  # closing a pool that never started is fine
+    assert never.pids() == []
