@@ -158,8 +158,10 @@ def main() -> int:
         print(p.line(), flush=True)
         peers.append(p)
         problems += bad
-        for r in range(1, args.rounds + 1):
-            work = folder / f"round{r}"
+
+        def workdir(name: str, stories_window: str | None = None) -> Path:
+            """A folder with its own SQLite database and a config for it."""
+            work = folder / name
             work.mkdir()
             write_config(
                 work,
@@ -169,7 +171,12 @@ def main() -> int:
                 concurrency=args.concurrency,
                 per_host=args.per_host,
                 backfill=not args.no_backfill,
+                stories_window=stories_window,
             )
+            return work
+
+        for r in range(1, args.rounds + 1):
+            work = workdir(f"round{r}")
             cpu0 = srv.cpu_s()
             c1, bad = ours(srv, work, f"cycle 1 (round {r})", 200)
             print(c1.line() + f"; {c1.alerts:,} alerts", flush=True)
@@ -185,18 +192,7 @@ def main() -> int:
             )
             rounds.append((c1, c2))
             if args.stories_off:
-                off = folder / f"round{r}-nostories"
-                off.mkdir()
-                write_config(
-                    off,
-                    database=f"sqlite:///{off}/monitor.db",
-                    urls=srv.urls(),
-                    user_agent=UA,
-                    concurrency=args.concurrency,
-                    per_host=args.per_host,
-                    backfill=not args.no_backfill,
-                    stories_window="0s",
-                )
+                off = workdir(f"round{r}-nostories", stories_window="0s")
                 c0, bad = ours(srv, off, f"cycle 1 without the story step (round {r})", 200)
                 print(c0.line(), flush=True)
                 problems += bad
