@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -71,6 +70,3 @@ def blocked_in(exc: BaseException | None) -> Blocked | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
-
-
-SocketFactory = Callable[[tuple[Any, ...]], socket.socket]

@@ -207,7 +207,7 @@ async def _poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> Fee
         pages: dict[str, int] = {}
         if done is not None and feed.full_text:
             try:
-                done, pages = await _full_text(ctx, feed, done)
+                done, pages = await _full_text(ctx, feed, claim, done)
             except Exception as exc:  # a bug, or the database: the items go on as the feed gave
                 log.exception("pages_crashed", feed=feed.id, error=str(exc))
                 pages = {"error": len(done.parsed.items)}
@@ -260,44 +260,44 @@ async def _parse(
     """Parse and match in a worker process (CPU deadline, memory limit; both cores); in a
     thread when the context has no workers (tests, one-off tools)."""
     body = result.body or b""
-    watchlist = ctx.watchlist()
-    job = partial(
-        parse_and_match, body, feed_id=feed.id, base_url=result.url, fetched_at=now,
-        feed_tags=feed.tags,
-    )  # fmt: skip
-    if ctx.workers is None:
-        return await asyncio.to_thread(job, watchlist=watchlist)
+    run, arg = _runner(ctx, ctx.watchlist())
     try:
-        done: ParsedAndMatched = await ctx.workers.run(
-            job, watchlist=Shared("watchlist", watchlist.version, watchlist)
-        )
+        done: ParsedAndMatched = await run(
+            parse_and_match, body, feed_id=feed.id, base_url=result.url, fetched_at=now,
+            feed_tags=feed.tags, watchlist=arg,
+        )  # fmt: skip
     except WorkerFailed as exc:
         raise ParseError(f"the parse {exc.reason}; its worker was replaced") from None
     return done
 
 
+def _runner(ctx: Context, watchlist: Watchlist) -> tuple[fulltext.Runner, Any]:
+    """How a job runs: in a worker process, the watchlist sent once per version
+    (workers.Shared); in a thread when the context has no workers (tests, one-off tools)."""
+    if ctx.workers is not None:
+        return ctx.workers.run, Shared("watchlist", watchlist.version, watchlist)
+
+    async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(partial(fn, *args, **kwargs))
+
+    return in_thread, watchlist
+
+
 async def _full_text(
-    ctx: Context, feed: FeedJob, done: ParsedAndMatched
+    ctx: Context, feed: FeedJob, claim: store.FeedClaim, done: ParsedAndMatched
 ) -> tuple[ParsedAndMatched, dict[str, int]]:
     """The pages of the feed's new and changed items (fulltext.read_pages; never an unchanged
     one's) made their content, and those items matched again; items whose page failed keep
     the feed's text and its hits. Nothing is fetched for a feed that wants no pages now
     (`auto` and not teasers) or whose first poll only records what is there (no backfill)."""
     items = done.parsed.items
-    if not fulltext.wanted(feed.full_text, items):
+    # A first poll that only records what is there will not alert: no page is worth it.
+    if not (feed.backfill or claim.initialized) or not fulltext.wanted(feed.full_text, items):
         return done, {}
     new, changed = await ctx.writer.call(_unseen, ctx, feed, items)
     if not new and not changed:
         return done, {}
-    watchlist = ctx.watchlist()
-    run: Any
-    if ctx.workers is None:
-        arg: Any = watchlist
-
-        async def run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(partial(fn, *args, **kwargs))
-    else:
-        arg, run = Shared("watchlist", watchlist.version, watchlist), ctx.workers.run
+    run, arg = _runner(ctx, ctx.watchlist())
     read = await fulltext.read_pages(
         fulltext.Pages(ctx.fetcher, run, ctx.pages),
         [it for it in items if it.guid in new or it.guid in changed],
@@ -315,11 +315,8 @@ async def _full_text(
 
 
 def _unseen(ctx: Context, feed: FeedJob, items: list[ItemData]) -> tuple[set[str], set[str]]:
-    """The feed's new and changed guids, or none when this poll will not alert (a first poll
-    that only records what is there): their pages would be fetched for nothing."""
+    """The feed's new and changed guids."""
     with db.session(ctx.engine) as s:
-        if not (feed.backfill or store.get_feed(s, feed.id).initialized):
-            return set(), set()
         return store.unseen_or_changed(s, feed.id, items)
 
 

@@ -227,8 +227,7 @@ class WorkerPool:
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """fn(*args, **kwargs) in a worker; WorkerFailed on a breach or a death, else what
         fn returned or raised."""
-        if self._starting is None or not self._starting.done():
-            await self.start()
+        await self.start()
         worker = await self._idle.get()
         keep = False
         try:

@@ -11,6 +11,7 @@ from rich.table import Table
 from monitor import db, store
 from monitor.alert.render import source_line
 from monitor.cli.base import Env, ago, cli, out, pass_env
+from monitor.metrics import feed_state
 from monitor.models import Alert, Delivery, utcnow
 from monitor.units import format_duration
 
@@ -40,7 +41,7 @@ def feeds(env: Env) -> None:
         interval = dt.timedelta(seconds=f.interval_s) if f.interval_s else every
         table.add_row(
             fid,
-            _STATE.get(f.health, f.health) if f.last_fetch_at else "never",
+            _STATE.get(state := feed_state(f.last_fetch_at, f.health), state),
             ago(f.last_fetch_at),
             str(f.last_status or ""),
             str(f.last_item_count),

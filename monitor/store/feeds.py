@@ -48,6 +48,9 @@ class FeedClaim:
     last_modified: str | None
     body_hash: str | None  # of the last body parsed: the same bytes are not parsed again
     took_over: bool  # another worker's claim had expired without being released
+    # Polled well before (else its first poll only records what is there): read at the claim,
+    # which nobody else changes while this worker holds the feed.
+    initialized: bool = False
 
 
 def claim_feeds(
@@ -87,7 +90,15 @@ def claim_feeds(
         return []
     # Read before the UPDATE, which refreshes these objects.
     chosen_before = [
-        (r.id, r.moved_to or r.url, r.etag, r.last_modified, r.body_hash, r.claimed_by)
+        (
+            r.id,
+            r.moved_to or r.url,
+            r.etag,
+            r.last_modified,
+            r.body_hash,
+            r.claimed_by,
+            r.initialized,
+        )
         for r in chosen
     ]
     claimed = set(
@@ -101,8 +112,8 @@ def claim_feeds(
     )
     session.commit()
     return [
-        FeedClaim(fid, url, etag, modified, body, took_over=holder is not None)
-        for fid, url, etag, modified, body, holder in chosen_before
+        FeedClaim(fid, url, etag, modified, body, holder is not None, initialized)
+        for fid, url, etag, modified, body, holder, initialized in chosen_before
         if fid in claimed
     ]
 
