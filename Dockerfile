@@ -38,7 +38,8 @@ ENV PATH=/opt/monitor/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MONITOR_CONFIG=/app/config/monitor.yaml \
-    MONITOR_LISTEN=0.0.0.0:8080
+    MONITOR_LISTEN=0.0.0.0:8080 \
+    MONITOR_CACHE_DIR=/tmp/monitor-cache
 VOLUME ["/data"]
 EXPOSE 8080
 USER 10001:10001

@@ -8,18 +8,28 @@ at the value's position (or, where the caller tolerates it, noted in `Located.mi
 variable's value never appears in a message. Only plain YAML is read: an explicit tag other than
 the core schema's (`!!str`, `!!int`, …), such as `!!python/object/apply:…`, is an error at its
 position, never silently dropped.
+
+ruamel's round trip costs about half a millisecond a line (a second for a config of 2,000
+feeds, on every `monitor` command), so a file's plain data, before ${VAR}s are expanded, is
+kept as JSON in a cache folder keyed by the SHA-256 of its text; the round-trip tree is then
+built only if a position is asked for (an error, a rule's line). See `cache_dir`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml import __version__ as _RUAMEL_VERSION
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -33,11 +43,19 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class Located:
     """A loaded YAML document: plain data plus a way to find where a path came from."""
 
-    def __init__(self, path: Path, tree: Any) -> None:
+    def __init__(self, path: Path, tree: Any = None, text: str | None = None) -> None:
         self.path = path
-        self.tree = tree
+        self._tree = tree
+        self._text = text  # the file's text, parsed when `tree` is first asked for
         # ${VAR}s left unset where the caller tolerates it: (location, variable name)
         self.missing: list[tuple[tuple[int | str, ...], str]] = []
+
+    @property
+    def tree(self) -> Any:
+        """The round-trip tree (line and column of every node)."""
+        if self._tree is None and self._text is not None:
+            self._tree = _parse(self.path, self._text)
+        return self._tree
 
     def where(self, loc: tuple[int | str, ...], *, key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the deepest node of `loc` that exists in the file."""
@@ -91,30 +109,100 @@ def load(
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}:1:1: cannot read: {exc}") from None
-    try:
-        tree = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError(f"{path}:{line}:{col}: YAML syntax: {exc.problem or exc}") from None
-    located = Located(path, tree)
+    key = _cache_key(text)
+    raw = _cache_read(key)
+    located = Located(path, text=text)
     reader = _Reader(located, env if env is not None else os.environ, tolerate)
-    data = reader.plain(tree, ())
+    if raw is None:
+        raw = reader.raw(located.tree, ())
+        if reader.cacheable and not reader.problems:
+            _cache_write(key, raw)
+    data = reader.expand_all(raw, ())
     if reader.problems:
         raise ConfigError.of(reader.problems)
     return data, located
 
 
+def _parse(path: Path, text: str) -> Any:
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ConfigError(f"{path}:{line}:{col}: YAML syntax: {exc.problem or exc}") from None
+
+
+# --- the parse cache --------------------------------------------------------------------------
+
+CACHE_ENV = "MONITOR_CACHE_DIR"
+_CACHE_FORMAT = "1"  # bump when the raw form changes
+_CACHE_KEEP = 16  # files kept (the newest): a few configs and watchlists, a few versions each
+
+
+def cache_dir() -> Path | None:
+    """$MONITOR_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/monitor/yaml, else
+    ~/.cache/monitor/yaml. A folder that cannot be written only costs the parse."""
+    if (chosen := os.environ.get(CACHE_ENV)) is not None:
+        return Path(chosen) if chosen else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "monitor" / "yaml"
+
+
+def _cache_key(text: str) -> str:
+    seed = f"{_CACHE_FORMAT}\0{_RUAMEL_VERSION}\0{text}"  # a new ruamel may read text anew
+    return hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _cache_read(key: str) -> Any | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        return json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, unreadable or damaged: parse the file
+
+
+def _cache_write(key: str, raw: Any) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        payload = json.dumps({"data": raw}, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(payload)
+        os.replace(tmp, folder / f"{key}.json")  # readers never see half a file
+        kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[_CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+
+
+class _Verbatim:
+    """A scalar with an explicit non-string core tag: kept as it is, never expanded."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 class _Reader:
-    """The round-trip tree -> plain data: tags checked, ${VAR}s expanded."""
+    """The round-trip tree -> plain data: tags checked (`raw`), then ${VAR}s expanded
+    (`expand_all`). The raw form is what the cache keeps."""
 
     def __init__(self, located: Located, env: Mapping[str, str], tolerate: Tolerate | None):
         self.located = located
         self.env = env
         self.tolerate = tolerate
         self.problems: list[str] = []
+        self.cacheable = True  # False: the raw form holds what JSON would not give back
 
-    def plain(self, node: Any, loc: tuple[int | str, ...]) -> Any:
+    def raw(self, node: Any, loc: tuple[int | str, ...]) -> Any:
         tag = _tag(node)
         if tag is not None and tag not in CORE_TAGS:
             shown = tag.replace("tag:yaml.org,2002:", "!!")
@@ -127,15 +215,26 @@ class _Reader:
             )
             return None
         if isinstance(node, TaggedScalar):  # a core tag: !!str 2024 is the string "2024"
-            value = node.value
-            return self.expand(value, loc) if tag == "tag:yaml.org,2002:str" else value
+            if tag == "tag:yaml.org,2002:str":
+                return str(node.value)
+            self.cacheable = False
+            return _Verbatim(node.value)
         if isinstance(node, Mapping):
-            return {k: self.plain(v, (*loc, k)) for k, v in node.items()}
+            self.cacheable &= all(isinstance(k, str) for k in node)
+            return {k: self.raw(v, (*loc, k)) for k, v in node.items()}
         if isinstance(node, list):
-            return [self.plain(v, (*loc, i)) for i, v in enumerate(node)]
-        if isinstance(node, str):
-            return self.expand(node, loc)
+            return [self.raw(v, (*loc, i)) for i, v in enumerate(node)]
+        self.cacheable &= isinstance(node, _JSON_SCALARS)
         return node
+
+    def expand_all(self, raw: Any, loc: tuple[int | str, ...]) -> Any:
+        if isinstance(raw, dict):
+            return {k: self.expand_all(v, (*loc, k)) for k, v in raw.items()}
+        if isinstance(raw, list):
+            return [self.expand_all(v, (*loc, i)) for i, v in enumerate(raw)]
+        if isinstance(raw, str):
+            return self.expand(raw, loc) if "${" in raw else str(raw)
+        return raw.value if isinstance(raw, _Verbatim) else raw
 
     def expand(self, value: str, loc: tuple[int | str, ...]) -> str:
         def sub(m: re.Match[str]) -> str:

@@ -18,6 +18,18 @@ DATA = ROOT / "tests" / "data"
 PG_URL = os.environ.get("MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session")
+def _yaml_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("yaml-cache")
+
+
+@pytest.fixture(autouse=True)
+def _test_yaml_cache(monkeypatch: pytest.MonkeyPatch, _yaml_cache: Path) -> None:
+    """The YAML parse cache in a folder of this run (the daemons the tests start inherit it),
+    never the user's ~/.cache; shared by the tests, so most loads take the cached path."""
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(_yaml_cache))
+
+
 @pytest.fixture(autouse=True)
 def _uncached_loggers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The CLI configures structlog to cache each logger on first use; in one test process that

@@ -120,6 +120,27 @@ def test_feeds_are_claimed_once_in_batches(engine) -> None:  # type: ignore[no-u
     assert len(later) == 6 and all(c.took_over for c in later)  # nobody released them
 
 
+@pytest.mark.parametrize("force", [True, False])
+def test_a_claim_looks_past_a_page_of_feeds_this_cycle_polled(engine, force: bool) -> None:  # type: ignore[no-untyped-def]
+    """`skip` is applied to pages of candidates: a first page made only of feeds this cycle
+    has polled (released ones, say, still due) does not end the cycle early."""
+    feeds = [(f"f{i:02}", f"http://h{i % 5}.example.org/{i}") for i in range(40)]
+    with Session(engine) as s:
+        store.sync_feeds(s, feeds, NOW)
+        s.commit()
+        polled = {f for f, _ in feeds[:30]}  # more than a page (limit * 4 + 8 = 16)
+        got = store.claim_feeds(
+            s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=2, skip=polled,
+            force=force,
+        )  # fmt: skip
+        assert len(got) == 2 and not {c.id for c in got} & polled
+        rest = store.claim_feeds(
+            s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=50,
+            skip=polled | {c.id for c in got}, force=force,
+        )  # fmt: skip
+    assert len(rest) == 8
+
+
 def test_a_feed_is_claimed_only_when_its_host_has_room(engine) -> None:  # type: ignore[no-untyped-def]
     feeds = [(f"f{i}", f"http://busy.example.org/{i}") for i in range(1, 5)]
     with Session(engine) as s:
