@@ -129,6 +129,33 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     engine.dispose()
 
 
+def test_head_is_the_newest_script_and_a_start_at_it_loads_no_alembic(tmp_path: Path) -> None:
+    """schema.HEAD (what a start compares the database with) is the scripts' head; a start
+    on a database at it needs no Alembic, a database one revision behind is upgraded."""
+    assert schema.HEAD == schema.head()
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = db.make_engine(url)
+    assert schema.upgrade(engine).changed
+    engine.dispose()
+    probe = (
+        "import sys; from monitor import db, schema; "
+        f"e = db.make_engine({url!r}); done = schema.upgrade(e); "
+        "print(done.changed, any(m == 'alembic' or m.startswith('alembic.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+    engine = db.make_engine(url)
+    from alembic import command
+
+    cfg = schema._config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "-1")
+    assert schema.current(engine) != schema.HEAD
+    assert schema.upgrade(engine).changed and schema.current(engine) == schema.HEAD
+    engine.dispose()
+
+
 def test_the_baseline_is_0_1_0s_schema(tmp_path: Path) -> None:
     """Revision 0001 builds the very schema 0.1.0's create_all built (the dump's DDL)."""
     import sqlite3

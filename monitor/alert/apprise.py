@@ -40,14 +40,15 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
-
-import apprise
 
 from monitor.alert import digest, feedhealth, render
 from monitor.errors import DeliveryError
 from monitor.models import AlertMessage, HealthMessage
+
+if TYPE_CHECKING:
+    import apprise
 
 REMEMBER = 10_000
 """Partly delivered messages whose delivered URLs are remembered (oldest forgotten first)."""
@@ -124,10 +125,18 @@ for _name in ("apprise", "urllib3.connectionpool"):
 # --- loading URLs ----------------------------------------------------------------------------
 
 
+def _apprise() -> Any:
+    """The apprise module, imported at first use: a daemon without an Apprise channel never
+    pays its import (a twentieth of a second of every start)."""
+    import apprise
+
+    return apprise
+
+
 def _asset() -> apprise.AppriseAsset:
     # Memory only: Apprise's persistent store would otherwise write under the home directory
     # (read-only in the container). secure_logging: Apprise masks what it can by itself.
-    return apprise.AppriseAsset(storage_mode="memory", secure_logging=True)
+    return _apprise().AppriseAsset(storage_mode="memory", secure_logging=True)
 
 
 def _load(url: str, asset: apprise.AppriseAsset) -> Any | None:
@@ -140,13 +149,13 @@ def _load(url: str, asset: apprise.AppriseAsset) -> Any | None:
         with warnings.catch_warnings():
             # The first URL loads every plugin module; one imports `imghdr` (deprecated).
             warnings.simplefilter("ignore", DeprecationWarning)
-            service = apprise.Apprise.instantiate(url.strip(), asset=asset)
+            service = _apprise().Apprise.instantiate(url.strip(), asset=asset)
     except Exception:
         return None
     if service is None:
         return None
     if not _OVERFLOW_SET.search(url):
-        service.overflow_mode = apprise.OverflowMode.TRUNCATE
+        service.overflow_mode = _apprise().OverflowMode.TRUNCATE
     return service
 
 
@@ -177,10 +186,10 @@ class _Target:
 
 def _notify_type(level: str) -> apprise.NotifyType:
     if level.lower() == "critical":
-        return apprise.NotifyType.FAILURE  # red in most services
+        return _apprise().NotifyType.FAILURE  # red in most services
     if level.lower() == "high":
-        return apprise.NotifyType.WARNING
-    return apprise.NotifyType.INFO
+        return _apprise().NotifyType.WARNING
+    return _apprise().NotifyType.INFO
 
 
 class AppriseNotifier:
@@ -199,7 +208,7 @@ class AppriseNotifier:
             if service is None:
                 self._bad.append(describe_apprise_url(url, i))
                 continue
-            one = apprise.Apprise(asset=asset)
+            one = _apprise().Apprise(asset=asset)
             one.add(service)
             label = f"{render.one_line(str(service.service_name), 40)} (urls[{i}])"
             self._targets.append(_Target(i, label, one))
@@ -218,7 +227,7 @@ class AppriseNotifier:
             msg.id,
             title=feedhealth.email_subject(msg),
             body=feedhealth.email_text(msg),
-            kind=apprise.NotifyType.SUCCESS if msg.state == "ok" else apprise.NotifyType.WARNING,
+            kind=_apprise().NotifyType.SUCCESS if msg.state == "ok" else _notify_type("high"),
         )
 
     async def send_digest(
@@ -268,7 +277,7 @@ class AppriseNotifier:
                     body=body,
                     title=title,
                     notify_type=kind,
-                    body_format=apprise.NotifyFormat.TEXT,
+                    body_format=_apprise().NotifyFormat.TEXT,
                     interpret_escapes=False,
                 )
         except TimeoutError:
