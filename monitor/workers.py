@@ -38,6 +38,8 @@ import resource
 import signal
 import socket
 import struct
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -217,7 +219,7 @@ class WorkerPool:
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=_worker, args=(theirs, self.memory_mb << 20), daemon=True
         )
-        await asyncio.to_thread(process.start)  # a round trip to the forkserver
+        await asyncio.to_thread(_start, process)  # a round trip to the forkserver
         theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
         worker = _Worker(process, reader, writer)
@@ -284,6 +286,28 @@ class WorkerPool:
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+def _start(process: BaseProcess) -> None:
+    """process.start(), without making the child run the daemon's __main__ again.
+
+    multiprocessing re-runs the parent's __main__ in every child unless it was started with
+    `python -m` (then it is skipped). For the `monitor` console script that is the whole CLI:
+    sqlalchemy, aiohttp, the scheduler... about a CPU-second and tens of MB in each worker,
+    none of it used (jobs are functions of monitor.jobs, pickled by name). So __main__ looks
+    like `-m`'s while the child's start data is made: no file to run."""
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:
+        hide = main is not None and main.__spec__ is None and "__file__" in vars(main)
+        path = vars(main).pop("__file__") if hide else None
+        try:
+            process.start()
+        finally:
+            if hide:
+                main.__file__ = path  # type: ignore[union-attr]
 
 
 def _join(process: BaseProcess, timeout: float) -> int | None:

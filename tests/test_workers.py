@@ -121,3 +121,46 @@ async def test_the_workers_start_at_the_first_job_not_before() -> None:
     never = WorkerPool(size=2)
     await never.close()  # closing a pool that never started is fine
     assert never.pids() == []
+
+
+SCRIPT = """\
+import asyncio, os, sys
+from pathlib import Path
+
+# Every process that runs this file leaves its pid here (a console script's imports run so).
+Path(os.environ["MARKS"], str(os.getpid())).touch()
+
+if __name__ == "__main__":
+    from monitor.workers import WorkerPool
+
+    async def main() -> None:
+        pool = WorkerPool(size=2, cpu_seconds=5)
+        pids = {await pool.run(os.getpid) for _ in range(6)}
+        await pool.close()
+        print(len(pids), "__file__" in vars(sys.modules["__main__"]))
+
+    asyncio.run(main())
+"""
+
+
+def test_a_worker_does_not_run_the_daemons_script_again(tmp_path: Any) -> None:
+    """Started as a script (as the `monitor` console script is), the daemon's __main__ is not
+    run again in each worker: its imports (the whole CLI) cost a CPU-second and tens of MB
+    there, for nothing. And __main__ keeps its __file__."""
+    import subprocess
+    import sys
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "daemon_script.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "MARKS": str(marks)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.split() == ["2", "True"], out.stderr
+    assert [p.name for p in marks.iterdir()] != [] and len(list(marks.iterdir())) == 1
