@@ -1,0 +1,133 @@
+"""feedtune's drop-ins give feedparser's own answers: the corpus (55 real feeds, broken ones
+included) and the hostile and golden fixtures parse to the same results both ways, and
+every FeedParserDict method answers the same for every kind of key."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from feedparser.util import FeedParserDict
+
+from monitor import feedtune
+from monitor.errors import ParseError
+from monitor.parse import parse_feed
+from tests.conftest import DATA
+
+BODIES = sorted(p for p in (DATA / "corpus").rglob("*") if p.is_file() and p.suffix != ".tsv")
+
+
+@pytest.fixture
+def untuned() -> Iterator[None]:
+    feedtune.uninstall()
+    try:
+        yield
+    finally:
+        feedtune.install()
+
+
+def plain(value: Any) -> Any:
+    """A result as plain data, with the type of every mapping (a FeedParserDict stays one)."""
+    if isinstance(value, dict):
+        return (type(value).__name__, {k: plain(v) for k, v in dict.items(value)})
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Exception):
+        return repr(value)
+    return value
+
+
+def both_ways(fn: Any) -> tuple[Any, Any]:
+    assert feedtune.installed()
+    fast = fn()
+    feedtune.uninstall()
+    try:
+        slow = fn()
+    finally:
+        feedtune.install()
+    return fast, slow
+
+
+@pytest.mark.parametrize("path", BODIES, ids=lambda p: p.name)
+def test_feedparser_gives_the_same_result_tuned_or_not(path: Path) -> None:
+    body = path.read_bytes()
+
+    def parse(**kw: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return plain(feedparser.parse(io.BytesIO(body), **kw))
+
+    fast, slow = both_ways(parse)
+    assert fast == slow
+    fast, slow = both_ways(lambda: parse(sanitize_html=False, resolve_relative_uris=False))
+    assert fast == slow
+
+    def ours() -> Any:
+        try:
+            got = parse_feed(
+                body, feed_id="t", base_url="https://example.org/feed.xml",
+                fetched_at=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+            )  # fmt: skip
+        except ParseError as exc:
+            return repr(exc)
+        return (got.title, got.items)
+
+    fast, slow = both_ways(ours)
+    assert fast == slow
+
+
+KEYS = [
+    "title", "missing", "category", "enclosures", "license", "updated", "updated_parsed",
+    "description", "url", "guid", "channel", "items", "date", "issued", "tagline", "published",
+]  # fmt: skip
+DICTS = [
+    {},
+    {"title": "t", "tags": [{"term": "x"}], "links": [{"rel": "enclosure", "href": "h"}]},
+    {"published": "p", "published_parsed": (2020,), "summary": "s", "href": "u", "id": "i"},
+    {"updated": "u", "subtitle": "st", "feed": {}, "entries": [], "links": [{"rel": "license"}]},
+    {"tags": [], "links": [{"rel": "license", "href": "L"}], "rights": "r"},
+]
+
+
+@pytest.mark.parametrize("data", DICTS)
+def test_every_method_answers_as_feedparsers_own(data: dict[str, Any]) -> None:
+    def answers() -> list[Any]:
+        d = FeedParserDict(copy.deepcopy(data))
+        out: list[Any] = []
+        for key in KEYS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                calls = [lambda: d[key]]
+                if not hasattr(dict, key):  # d.items is dict.items, not the key
+                    calls.append(lambda: getattr(d, key))
+                for call in calls:
+                    try:
+                        out.append(plain(call()))
+                    except (KeyError, AttributeError) as exc:
+                        out.append(type(exc).__name__)
+                out += [plain(d.get(key)), plain(d.get(key, "dflt")), key in d]
+        for key in KEYS:
+            e = FeedParserDict()
+            e[key] = 1
+            e.setdefault(key + "2", 2)
+            out.append(plain(e))
+        d.extra = "attribute"  # kept by a deep copy, as copy.deepcopy keeps it
+        twin = copy.deepcopy(d)
+        out += [plain(twin), type(twin).__name__, twin.__dict__, twin is not d]
+        return out
+
+    fast, slow = both_ways(answers)
+    assert fast == slow
+
+
+def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
+    assert not feedtune.installed()
+    assert "__deepcopy__" not in FeedParserDict.__dict__
+    assert FeedParserDict.get is feedtune._ORIGINAL["get"]
