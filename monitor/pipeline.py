@@ -179,7 +179,11 @@ def _claim(ctx: Context, limit: int, polled: set[str], everything: bool) -> list
 
 async def poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> FeedOutcome:
     """Fetch, parse, store and match one claimed feed; tell the observers."""
-    outcome = await _poll_feed(ctx, feed, claim)
+    ctx.writer.coming += 1
+    try:
+        outcome = await _poll_feed(ctx, feed, claim)
+    finally:
+        ctx.writer.coming -= 1
     outcome.took_over = claim.took_over
     for observe in ctx.on_feed:
         observe(outcome)

@@ -104,9 +104,9 @@ def test_every_method_answers_as_feedparsers_own(data: dict[str, Any]) -> None:
         for key in KEYS:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                calls = [lambda: d[key]]
+                calls = [lambda k=key: d[k]]
                 if not hasattr(dict, key):  # d.items is dict.items, not the key
-                    calls.append(lambda: getattr(d, key))
+                    calls.append(lambda k=key: getattr(d, k))
                 for call in calls:
                     try:
                         out.append(plain(call()))

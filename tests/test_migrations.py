@@ -132,7 +132,7 @@ def test_models_and_migrations_agree(db_url: str) -> None:
 def test_head_is_the_newest_script_and_a_start_at_it_loads_no_alembic(tmp_path: Path) -> None:
     """schema.HEAD (what a start compares the database with) is the scripts' head; a start
     on a database at it needs no Alembic, a database one revision behind is upgraded."""
-    assert schema.HEAD == schema.head()
+    assert schema.head() == schema.HEAD
     url = f"sqlite:///{tmp_path / 'm.db'}"
     engine = db.make_engine(url)
     assert schema.upgrade(engine).changed

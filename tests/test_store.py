@@ -210,3 +210,50 @@ def test_processes_starting_together_do_not_trip_over_new_rows(engine) -> None: 
         got = store.claim_feeds(s, NOW, worker="w", lease=dt.timedelta(seconds=90), limit=10)
         assert {c.id for c in got} == {"f2"}  # both configured f2 alone: f1 is disabled
         assert set(store.activate_rules(s, {"r-new": "fp"}, NOW)) == {"r-new"}
+
+
+def test_insert_ignore_many_stores_what_core_would(engine) -> None:  # type: ignore[no-untyped-def]
+    """The driver-level executemany (db.insert_ignore_many) writes exactly the values Core's
+    INSERT would (bind processors: aware datetimes to UTC, bytes, NULLs), and the first of
+    rows that conflict wins, on both backends."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from monitor.models import StoryBand, StoryMember
+
+    later = (NOW + dt.timedelta(hours=3)).astimezone(dt.timezone(dt.timedelta(hours=5)))
+    cases = {
+        StoryMember: [
+            {"item_id": 1, "story": "s1", "url": "https://x/1", "content_hash": "h1",
+             "sketch": b"\x00\x01", "seen_at": NOW},
+            {"item_id": 2, "story": "s2", "url": None, "content_hash": "h2", "sketch": None,
+             "seen_at": later},
+            {"item_id": 1, "story": "dup", "url": None, "content_hash": "x", "sketch": None,
+             "seen_at": NOW},
+        ],
+        StoryBand: [
+            {"band": "b1", "item_id": 1, "seen_at": NOW},
+            {"band": "b1", "item_id": 2, "seen_at": None},
+            {"band": "b1", "item_id": 1, "seen_at": later},
+        ],
+    }  # fmt: skip
+    for model, rows in cases.items():
+        table: sa.Table = model.__table__  # type: ignore[attr-defined]
+        stored = []
+        for how in ("driver", "core"):
+            with Session(engine) as s:
+                s.execute(sa.delete(table))
+                if how == "driver":
+                    db.insert_ignore_many(s, model, rows)
+                else:
+                    insert = (
+                        pg_insert if s.connection().dialect.name == "postgresql" else sqlite_insert
+                    )
+                    s.connection().execute(insert(table).on_conflict_do_nothing(), rows)
+                cols = ", ".join(c.name for c in table.columns)
+                got = s.connection().exec_driver_sql(f"SELECT {cols} FROM {table.name}").all()
+                stored.append(sorted(map(tuple, got), key=repr))
+                s.commit()
+        assert stored[0] == stored[1]
+        assert len(stored[0]) == 2

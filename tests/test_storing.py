@@ -108,3 +108,45 @@ def test_the_workers_hits_count_only_for_the_rules_that_made_them(
         s.commit()
         assert [a.snippet for a in s.exec(select(Alert)).all()] == ["from the worker"]
     assert (used.alerts, ignored.alerts) == (1, 0)
+
+
+def test_the_writer_waits_for_the_feeds_on_their_way_then_writes_them_together(
+    engine: Engine, watchlist: Watchlist
+) -> None:
+    """Feeds whose polls are under way (`coming`) join one batch rather than each a
+    transaction of its own; a feed with nothing else on its way is written at once."""
+    import asyncio
+    import time
+
+    writer = storing.Writer(engine, rules(watchlist))
+    sizes: list[int] = []
+    write = writer._write
+
+    def counted(batch: list[storing.Fetched]) -> list[object]:
+        sizes.append(len(batch))
+        return write(batch)  # type: ignore[return-value]
+
+    writer._write = counted  # type: ignore[method-assign]
+
+    async def polls() -> float:
+        writer.coming = len(FEEDS)  # three polls under way
+
+        async def one(n: int, feed: str) -> None:
+            await asyncio.sleep(0.02 * n)  # they finish one after the other
+            try:
+                await writer.store(fetched(feed, [item(feed, "1", f"news {feed}")]))
+            finally:
+                writer.coming -= 1
+
+        await asyncio.gather(*(one(n, f) for n, f in enumerate(FEEDS)))
+        started = time.monotonic()
+        writer.coming = 1  # alone: nothing to wait for
+        await writer.store(fetched("a", [item("a", "2", "more news")]))
+        return time.monotonic() - started
+
+    try:
+        alone = asyncio.run(polls())
+    finally:
+        writer.close()
+    assert sizes == [3, 1]
+    assert alone < storing.LINGER

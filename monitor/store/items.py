@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.db import chunks, insert_ignore_many
+from monitor.db import chunks, insert_ignore_many, insert_many
 from monitor.models import Alert, Item, ItemData, Tombstone
 
 
@@ -79,26 +79,22 @@ def upsert_many(
     out: list[list[StoredItem]] = [[] for _ in feeds]
     table = _ITEM
     if new:
-        ids = (
-            session.connection()
-            .execute(
-                # Core, not the ORM's bulk insert: no per-row bookkeeping (5x fewer instructions)
-                sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "feed_id": feeds[n][0],
-                        "guid": d.guid,
-                        "published_at": d.published_at or now,
-                        "first_seen_at": now,
-                        **_fields(d),
-                    }
-                    for n, d, now in new
-                ],
-            )
-            .scalars()
-        )
-        for i, (n, d, now) in zip(ids, new, strict=True):
-            out[n].append(StoredItem(i, d, now, False))
+        # One executemany, then the ids by key: on SQLite an INSERT … RETURNING that keeps
+        # the rows' order runs row by row (40,000 statements for a cycle of 2,000 feeds).
+        rows = [
+            {
+                "feed_id": feeds[n][0],
+                "guid": d.guid,
+                "published_at": d.published_at or now,
+                "first_seen_at": now,
+                **_fields(d),
+            }
+            for n, d, now in new
+        ]
+        insert_many(session, table, rows)
+        ids = _known(session, [(feeds[n][0], d.guid) for n, d, _now in new])
+        for n, d, now in new:
+            out[n].append(StoredItem(ids[(feeds[n][0], d.guid)][0], d, now, False))
     if changed:
         session.connection().execute(
             sa.update(table).where(table.c.id == sa.bindparam("item_id")),

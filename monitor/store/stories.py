@@ -61,7 +61,7 @@ def by_bands(session: Session, bands: Iterable[str], since: dt.datetime) -> dict
             sa.select(_BAND.c.band, _BAND.c.item_id)
             .where(_BAND.c.band.in_(list(part)))
             .where(_BAND.c.seen_at >= since)
-        )
+        ).all()  # fetchall: one call, not one per row
         for band, item_id in rows:
             out.setdefault(band, []).append(item_id)
     return out
@@ -80,7 +80,7 @@ def _members(session: Session, where: sa.ColumnElement[bool], since: dt.datetime
             _MEMBER.c.item_id, _MEMBER.c.story, _MEMBER.c.url, _MEMBER.c.content_hash,
             _MEMBER.c.sketch,
         ).where(where).where(_MEMBER.c.seen_at >= since)
-    )  # fmt: skip
+    ).all()  # fmt: skip
     return [Member(*row) for row in rows]
 
 
