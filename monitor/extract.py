@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.errors import ExtractError
-from monitor.models import utcnow
 from monitor.normalize import (
     MAX_FUTURE,
     MAX_TEXT,
@@ -47,6 +46,7 @@ from monitor.normalize import (
     strip_page_chrome,
     tidy,
 )
+from monitor.records import utcnow
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document

@@ -77,9 +77,14 @@ def _fast_deepcopy(self: FeedParserDict, memo: dict[int, Any]) -> FeedParserDict
     if self.__dict__:
         out.__dict__.update(copy.deepcopy(self.__dict__, memo))
     for key, value in dict.items(self):
-        out[copy.deepcopy(key, memo)] = copy.deepcopy(value, memo)
+        # copy.deepcopy returns str, int and None themselves (and memoizes nothing for them)
+        if type(key) not in _ATOMIC:
+            key = copy.deepcopy(key, memo)
+        out[key] = value if type(value) in _ATOMIC else copy.deepcopy(value, memo)
     return out
 
+
+_ATOMIC = frozenset({str, int, bool, float, type(None)})
 
 _FAST: dict[str, Any] = {
     "__getitem__": _fast_getitem,

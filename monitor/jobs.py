@@ -18,8 +18,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from monitor.extract import Article, extract_article
-from monitor.models import Hit, ItemData
 from monitor.parse import ParsedFeed, parse_feed
+from monitor.records import Hit, ItemData
 from monitor.rules import Watchlist
 from monitor.stories import Sketch, item_sketch
 

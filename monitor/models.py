@@ -9,25 +9,24 @@ rule became active).
 Every change to these tables is an Alembic revision (monitor/migrations/versions/), checked
 by tests/test_migrations.py to agree with the models.
 
-Value types are frozen dataclasses: stages exchange these, never ORM rows, so that parse, rules
-and alert do not depend on the database.
+Value types (monitor/records.py, re-exported here) are frozen dataclasses: stages exchange
+these, never ORM rows, so that parse, rules and alert do not depend on the database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-UTC = dt.UTC
+# The value types live in records.py (the parse workers import them without SQLAlchemy);
+# re-exported here, where the stages have always found them.
+from monitor.records import UTC, AlertMessage, HealthMessage, Hit, ItemData, utcnow
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(UTC)
+__all__ = ["UTC", "AlertMessage", "HealthMessage", "Hit", "ItemData", "utcnow"]
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -238,80 +237,3 @@ class RuleState(SQLModel, table=True):
 schema_version = sa.Table(
     "schema_version", SQLModel.metadata, sa.Column("version", sa.Integer, primary_key=True)
 )
-
-
-# --- value types -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ItemData:
-    """One normalized feed entry, as parse produces it and rules/alert consume it.
-
-    Text fields are plain text (no HTML). `guid` is the identity within the feed (see
-    docs/design.md, "Item identity"). `published_at` is aware UTC or None (store fills in
-    first_seen_at then).
-    """
-
-    feed_id: str
-    guid: str
-    url: str | None
-    title: str
-    summary: str = ""
-    content: str = ""
-    author: str | None = None
-    categories: tuple[str, ...] = ()
-    source: str | None = None
-    language: str | None = None
-    published_at: dt.datetime | None = None
-    content_hash: str = ""  # of the feed's text, never the page's: the next poll compares it
-    page_status: str | None = None  # full text: "ok", "failed", None (not asked for)
-    page_error: str | None = None  # why the page's text is not the content
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """Why a rule matched an item: the normalized terms found and a snippet with «marks»."""
-
-    rule_id: str
-    terms: tuple[str, ...]
-    snippet: str
-
-
-@dataclass(frozen=True, slots=True)
-class AlertMessage:
-    """Everything a channel needs to render and send one alert (no database access)."""
-
-    id: str
-    created_at: dt.datetime
-    rule_id: str
-    rule_name: str
-    severity: str
-    title: str
-    url: str | None
-    source: str | None
-    feed: str
-    published_at: dt.datetime | None
-    summary: str
-    terms: tuple[str, ...]
-    snippet: str
-    also_reported_by: tuple[str, ...] = field(default_factory=tuple)
-    held_back: int = 0  # matches the rule's cooldown held back since its previous alert
-
-
-@dataclass(frozen=True, slots=True)
-class HealthMessage:
-    """A change of a feed's health state, as every channel renders it (no database access)."""
-
-    id: str
-    created_at: dt.datetime
-    state: str  # ok | failing | stale
-    previous: str
-    feed: str
-    feed_url: str
-    feed_title: str | None
-    since: dt.datetime | None
-    consecutive_errors: int
-    last_status: int | None
-    last_error: str | None
-    last_success_at: dt.datetime | None
-    last_new_at: dt.datetime | None = None

@@ -60,7 +60,6 @@ from selectolax.lexbor import LexborHTMLParser
 from monitor import feedtune
 from monitor.errors import ParseError
 from monitor.feedguard import refuse_entities
-from monitor.models import ItemData
 from monitor.normalize import (
     MAX_CATEGORIES,
     MAX_FUTURE,
@@ -79,6 +78,7 @@ from monitor.normalize import (
     strip_page_chrome,
     zone_name,
 )
+from monitor.records import ItemData
 from monitor.web import is_web_url
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU

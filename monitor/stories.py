@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.models import ItemData
 from monitor.normalize import strip_accents
+from monitor.records import ItemData
 
 # --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
 SHINGLE = 3  # words per shingle

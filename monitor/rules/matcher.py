@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 
 import ahocorasick
 
-from monitor.models import Hit, ItemData
+from monitor.records import Hit, ItemData
 from monitor.rules.nodes import (
     FIELDS,
     Clause,

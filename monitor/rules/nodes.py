@@ -26,7 +26,7 @@ from itertools import accumulate, count
 from operator import add
 from typing import Final
 
-from monitor.models import ItemData
+from monitor.records import ItemData
 from monitor.rules.regexsafe import RegexTerm
 from monitor.rules.text import SEP, fold, joined_tokens, label, token_bounds
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from monitor import yamlconf
 from monitor.errors import ConfigError, QueryError
-from monitor.models import Hit, ItemData
+from monitor.records import Hit, ItemData
 from monitor.rules import query as q
 from monitor.rules.compiler import (
     GroupTable,
