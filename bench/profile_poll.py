@@ -59,11 +59,14 @@ def report(path: Path, top: int) -> None:
         if not m:
             continue
         stack, n = m.group(1).split(";"), int(m.group(2))
-        # py-spy's roots: 'process PID:"cmd"', then 'thread (TID): name'
-        worker = "forkserver" in stack[0]
-        thread = stack[1].split(": ", 1)[-1] if stack[1].startswith("thread ") else "?"
+        # py-spy's roots: 'process PID:"cmd"' (a worker's under its parents'), then
+        # 'thread (TID): name'
+        procs = [f for f in stack if f.startswith("process ")]
+        threads = [f for f in stack if f.startswith("thread (")]
+        worker = any("forkserver" in p for p in procs)
+        thread = threads[-1].split(": ", 1)[-1] if threads else "?"
         role = "workers" if worker else f"daemon {re.sub(r'_[0-9]+$', '', thread)}"
-        frames = stack[2:] if stack[1].startswith("thread ") else stack[1:]
+        frames = [f for f in stack if not f.startswith(("process ", "thread ("))]
         per_role[role] += n
         if frames:
             selfs[role][frames[-1]] += n
