@@ -7,16 +7,24 @@ looked up in `keymap` and compared with five special names) and in `copy.deepcop
 `contentparams` (once per text element, through the generic `__reduce_ex__` path). The
 drop-ins take plain `dict` paths for every key that is neither special nor in `keymap`, and
 hand the others to feedparser's own methods, so every answer is the one feedparser gives; the
-deep copy rebuilds the dict through `__setitem__`, as `copy` does. tests/test_feedtune.py
-parses the corpus both ways and compares the results field by field. These patch
+deep copy rebuilds the dict through `__setitem__`, as `copy` does. And feedparser's URL joins
+(`_urljoin`, `make_safe_absolute_uri`: the base joined with itself at every start tag) are
+memoized, being pure functions of two strings (2.8% of parse_feed's instructions,
+callgrind). tests/test_feedtune.py parses the corpus both ways and compares the results field
+by field. These patch
 feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts feedparser's own back.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Callable
 from typing import Any
 
+import feedparser.mixin
+import feedparser.namespaces._base
+import feedparser.urls
 from feedparser.util import FeedParserDict
 
 _ORIGINAL: dict[str, Any] = {
@@ -86,6 +94,55 @@ def _fast_deepcopy(self: FeedParserDict, memo: dict[int, Any]) -> FeedParserDict
 
 _ATOMIC = frozenset({str, int, bool, float, type(None)})
 
+# URL joins: feedparser joins the base URI with itself at every start tag (51,000 calls for
+# 300 feeds, a tenth of its time there). Both functions are pure functions of two strings:
+# memoized, for strings of a bounded length (a hostile feed's long ones are not kept).
+_URL_MODULES = (feedparser.urls, feedparser.mixin, feedparser.namespaces._base)
+_URL_SHIPPED = {
+    name: getattr(feedparser.urls, name) for name in ("_urljoin", "make_safe_absolute_uri")
+}
+_URL_LIMIT = 2048  # characters of both arguments together
+
+
+def _memoized(fn: Callable[..., str]) -> Callable[..., str]:
+    cached = functools.lru_cache(maxsize=4096)(fn)
+
+    @functools.wraps(fn)
+    def call(base: Any, rel: Any = None) -> str:
+        if (
+            (base is None or type(base) is str)
+            and (rel is None or type(rel) is str)
+            and len(base or "") + len(rel or "") <= _URL_LIMIT
+        ):
+            return cached(base, rel)
+        return fn(base, rel)
+
+    return call
+
+
+def _urljoin_call(fn: Callable[..., str]) -> Callable[..., str]:
+    memo = _memoized(fn)
+
+    @functools.wraps(fn)
+    def urljoin(base: Any, uri: Any) -> str:  # the shipped signature: both required
+        return memo(base, uri)
+
+    return urljoin
+
+
+_URL_FAST = {
+    "_urljoin": _urljoin_call(_URL_SHIPPED["_urljoin"]),
+    "make_safe_absolute_uri": _memoized(_URL_SHIPPED["make_safe_absolute_uri"]),
+}
+
+
+def _set_urls(functions: dict[str, Any]) -> None:
+    for module in _URL_MODULES:
+        for name, fn in functions.items():
+            if hasattr(module, name):
+                setattr(module, name, fn)
+
+
 _FAST: dict[str, Any] = {
     "__getitem__": _fast_getitem,
     "get": _fast_get,
@@ -98,6 +155,7 @@ _FAST: dict[str, Any] = {
 def install() -> None:
     for name, fn in _FAST.items():
         setattr(FeedParserDict, name, fn)
+    _set_urls(_URL_FAST)
 
 
 def uninstall() -> None:
@@ -106,6 +164,7 @@ def uninstall() -> None:
             setattr(FeedParserDict, name, _ORIGINAL[name])
         elif name in FeedParserDict.__dict__:
             delattr(FeedParserDict, name)
+    _set_urls(_URL_SHIPPED)
 
 
 def installed() -> bool:

@@ -128,6 +128,40 @@ def test_every_method_answers_as_feedparsers_own(data: dict[str, Any]) -> None:
 
 
 def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
+    import feedparser.mixin
+    import feedparser.urls
+
     assert not feedtune.installed()
     assert "__deepcopy__" not in FeedParserDict.__dict__
     assert FeedParserDict.get is feedtune._ORIGINAL["get"]
+    assert feedparser.mixin._urljoin is feedtune._URL_SHIPPED["_urljoin"]
+    assert feedparser.urls.make_safe_absolute_uri is feedtune._URL_SHIPPED["make_safe_absolute_uri"]
+
+
+@pytest.mark.parametrize(
+    ("base", "rel"),
+    [
+        ("http://example.org/a/", "b"),
+        ("http://example.org/a/", "javascript:alert(1)"),
+        ("http://example.org/a/", None),
+        ("", "http://x/"),
+        (None, "rel"),
+        ("http://[::1", "x"),  # urlparse raises ValueError inside: feedparser returns ""
+        ("http://example.org/", "x" * 5000),  # past the memo's length bound
+        ("feed://example.org/", "http:////x"),
+    ],
+)
+def test_the_memoized_url_joins_answer_as_feedparsers_own(base: Any, rel: Any) -> None:
+    import feedparser.mixin
+    import feedparser.urls
+
+    for _ in range(2):  # the second call comes from the memo
+        fast = (
+            feedparser.urls.make_safe_absolute_uri(base, rel),
+            feedparser.mixin._urljoin(base or "", rel or ""),
+        )
+        slow = (
+            feedtune._URL_SHIPPED["make_safe_absolute_uri"](base, rel),
+            feedtune._URL_SHIPPED["_urljoin"](base or "", rel or ""),
+        )
+        assert fast == slow
