@@ -171,9 +171,12 @@ def _cache_write(key: str, raw: Any) -> None:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         payload = json.dumps({"data": raw}, ensure_ascii=False)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(payload)
-        os.replace(tmp, folder / f"{key}.json")  # readers never see half a file
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(payload)
+            os.replace(tmp, folder / f"{key}.json")  # readers never see half a file
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # left only if the write or the rename failed
         kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[_CACHE_KEEP:]:
             old.unlink(missing_ok=True)

@@ -172,3 +172,12 @@ def test_the_cache_keeps_only_the_newest_files(tmp_path: Path, cache: Path) -> N
         yamlconf.load(path, {})
         os.utime(next(iter(sorted(cache.glob("*.json"), key=os.path.getmtime))), (n, n))
     assert len(list(cache.glob("*.json"))) == yamlconf._CACHE_KEEP
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n")
+    key = yamlconf._cache_key(path.read_text())
+    (cache / f"{key}.json").mkdir(parents=True)  # the rename onto it fails
+    assert yamlconf.load(path, {})[0] == {"a": 1}
+    assert [p.name for p in cache.iterdir()] == [f"{key}.json"]
