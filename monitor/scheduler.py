@@ -21,14 +21,12 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
-from watchfiles import Change, awatch
 
-from monitor import activation, db, delivery, health, logs, pipeline, schema, server
+from monitor import activation, db, delivery, health, logs, pipeline, schema
 from monitor.alert import Notifier
 from monitor.alert.apprise import AppriseNotifier, apprise_secrets
 from monitor.alert.email import EmailNotifier
@@ -43,6 +41,12 @@ from monitor.outcomes import CycleReport, DeliveryReport, FeedOutcome
 from monitor.rules import Watchlist, regexsafe
 from monitor.settings import AnyChannel, AppriseChannel, EmailChannel, Settings, WebhookChannel
 from monitor.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from apscheduler.events import JobExecutionEvent
+    from watchfiles import Change
+
+    from monitor import server
 
 log = structlog.get_logger("monitor.scheduler")
 
@@ -267,6 +271,13 @@ class Stop(asyncio.Event):
 async def run_daemon(settings: Settings, rules: Watchlist, stop: asyncio.Event) -> None:
     """Poll and deliver until `stop` is set; then let running work finish (up to GRACE s),
     hand back what is cut off, and close everything."""
+    # The daemon's own parts (APScheduler, the HTTP endpoint, the file watcher) are imported
+    # here: `once` and every other command never use them (a tenth of a second each start).
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from monitor import server
+
     runtime = build(settings, rules, activate=False)
     await runtime.start_workers()
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
@@ -395,6 +406,8 @@ async def watch_rules(runtime: Runtime, stop: asyncio.Event) -> None:
     paths = {Path(p).absolute() for p in runtime.settings.watchlist}
     folders = sorted({str(p.parent) for p in paths})
 
+    from watchfiles import awatch
+
     def ours(_change: Change, path: str) -> bool:
         return Path(path).absolute() in paths
 
@@ -458,6 +471,8 @@ def watchlist_status(live: LiveRules) -> WatchlistStatus:
 
 
 def _on_event(event: JobExecutionEvent) -> None:
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
     if event.code == EVENT_JOB_MAX_INSTANCES:
         # Not silent: the previous cycle is still busy; the due feeds stay due in the
         # database and the next free tick takes them.

@@ -134,3 +134,18 @@ def test_the_parse_workers_load_no_database_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_commands_other_than_run_load_no_daemon_parts() -> None:
+    """APScheduler, the HTTP endpoint and the file watcher are the daemon's (`run`): the CLI
+    imports none of them for `once`, `feeds`, `check`..."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, monitor.cli; "
+        "print(sorted(m for m in ('apscheduler', 'watchfiles', 'monitor.server', 'aiohttp.web') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

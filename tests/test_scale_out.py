@@ -13,6 +13,7 @@ send can be traced to the process that made it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -379,15 +380,33 @@ def test_a_killed_worker_leaves_its_feeds_and_deliveries_to_the_others(
             "every feed fetched by the survivors since the kill",
         )
         cl.wait_delivered(SEND_LEASE + 30)
-        survivors = {n: cl.workers[n].health()["worker"] for n in ("b", "c")}
+
+        # A take-over is counted when that poll or send is done (stored, settled), a moment
+        # after the fetch the server saw: wait for the counts to settle, then compare.
+        def survivors() -> dict[str, Any]:
+            return {n: cl.workers[n].health()["worker"] for n in ("b", "c")}
+
+        def taken(kind: str) -> int:
+            return sum(w["lease_expiries"][kind] for w in survivors().values())
+
+        with contextlib.suppress(AssertionError):
+            until(
+                lambda: taken("feed") >= len(feeds_held) and taken("delivery") >= len(sends_held),
+                15,
+                "",
+            )
+        final = survivors()
         for n in ("b", "c"):
             assert cl.workers[n].stop() == 0
 
     assert feeds_held and sends_held
     check_cycles(cl.server, leases)
-    # A send the victim was writing when it died arrived cut short: never a delivery.
+    # The sends the victim had in flight when it died arrived cut short: never a delivery,
+    # and each was one of the deliveries it held (how many were in flight at once depends
+    # on how many alerts its last batches made, not on the kill).
     cut = [r for r in cl.requests() if r.json is None]
-    assert all(r in cl.hooks["a"].requests for r in cut) and len(cut) <= 2, cut
+    assert all(r in cl.hooks["a"].requests for r in cut), cut
+    assert len(cut) <= len(sends_held), (len(cut), len(sends_held))
     got = [r for r in cl.requests() if r.json is not None]
     assert all(r.verified for r in got)
     assert sorted(titles(ok(got))) == sorted(cl.news.expected)  # every alert delivered, once
@@ -410,9 +429,9 @@ def test_a_killed_worker_leaves_its_feeds_and_deliveries_to_the_others(
         assert status == "sent" and tries == 2
         assert sent_at >= sends_held[alert_id] - dt.timedelta(seconds=0.5), alert_id
     # The survivors count each claim they took over from the dead worker.
-    feeds_taken = sum(w["lease_expiries"]["feed"] for w in survivors.values())
-    sends_taken = sum(w["lease_expiries"]["delivery"] for w in survivors.values())
-    assert feeds_taken == len(feeds_held), (feeds_held, survivors)
-    assert sends_taken == len(sends_held), (sends_held, survivors)
+    feeds_taken = sum(w["lease_expiries"]["feed"] for w in final.values())
+    sends_taken = sum(w["lease_expiries"]["delivery"] for w in final.values())
+    assert feeds_taken == len(feeds_held), (feeds_held, final)
+    assert sends_taken == len(sends_held), (sends_held, final)
     [(unsent,)] = cl.sql("SELECT count(*) FROM delivery WHERE status <> 'sent'")
     assert unsent == 0
