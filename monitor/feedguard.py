@@ -79,24 +79,22 @@ def _inside_cdata(data: bytes, i: int, start: int) -> bool:
         pos = end + 3
 
 
-_SHIPPED: dict[str, Any] = {
-    "RE_XML_PI_ENCODING": feedparser.encodings.RE_XML_PI_ENCODING,
-    "RE_ENTITY_PATTERN": feedparser.sanitizer.RE_ENTITY_PATTERN,
-    "RE_DOCTYPE_PATTERN": feedparser.sanitizer.RE_DOCTYPE_PATTERN,
-    "unknown_starttag": _FeedParserMixin.unknown_starttag,
-    "_sync_author_detail": _FeedParserMixin._sync_author_detail,
-}
+# What harden_feedparser replaces, as feedparser ships it (for unharden_feedparser).
+_PATCHED = (
+    (feedparser.encodings, "RE_XML_PI_ENCODING"),
+    (feedparser.sanitizer, "RE_ENTITY_PATTERN"),
+    (feedparser.sanitizer, "RE_DOCTYPE_PATTERN"),
+    (_FeedParserMixin, "unknown_starttag"),
+    (_FeedParserMixin, "_sync_author_detail"),
+)
+_SHIPPED = [(owner, name, getattr(owner, name)) for owner, name in _PATCHED]
 
 
 def unharden_feedparser() -> None:
     """feedparser as shipped, for benchmarks that measure it (bench/parse.py); never in the
     daemon."""
-    feedparser.encodings.RE_XML_PI_ENCODING = _SHIPPED["RE_XML_PI_ENCODING"]
-    feedparser.sanitizer.RE_ENTITY_PATTERN = _SHIPPED["RE_ENTITY_PATTERN"]
-    feedparser.sanitizer.RE_DOCTYPE_PATTERN = _SHIPPED["RE_DOCTYPE_PATTERN"]
-    mixin: Any = _FeedParserMixin
-    mixin.unknown_starttag = _SHIPPED["unknown_starttag"]
-    mixin._sync_author_detail = _SHIPPED["_sync_author_detail"]
+    for owner, name, value in _SHIPPED:
+        setattr(owner, name, value)
 
 
 def harden_feedparser() -> None:

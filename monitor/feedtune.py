@@ -11,8 +11,8 @@ deep copy rebuilds the dict through `__setitem__`, as `copy` does. And feedparse
 (`_urljoin`, `make_safe_absolute_uri`: the base joined with itself at every start tag) are
 memoized, being pure functions of two strings (2.8% of parse_feed's instructions,
 callgrind). tests/test_feedtune.py parses the corpus both ways and compares the results field
-by field. These patch
-feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts feedparser's own back.
+by field. These patch feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts
+feedparser's own back.
 """
 
 from __future__ import annotations
@@ -108,32 +108,17 @@ def _memoized(fn: Callable[..., str]) -> Callable[..., str]:
     cached = functools.lru_cache(maxsize=4096)(fn)
 
     @functools.wraps(fn)
-    def call(base: Any, rel: Any = None) -> str:
-        if (
-            (base is None or type(base) is str)
-            and (rel is None or type(rel) is str)
-            and len(base or "") + len(rel or "") <= _URL_LIMIT
+    def call(*args: Any) -> str:  # fn's own arity: a wrong call fails as it would
+        if all(a is None or type(a) is str for a in args) and (
+            sum(len(a or "") for a in args) <= _URL_LIMIT
         ):
-            return cached(base, rel)
-        return fn(base, rel)
+            return cached(*args)
+        return fn(*args)
 
     return call
 
 
-def _urljoin_call(fn: Callable[..., str]) -> Callable[..., str]:
-    memo = _memoized(fn)
-
-    @functools.wraps(fn)
-    def urljoin(base: Any, uri: Any) -> str:  # the shipped signature: both required
-        return memo(base, uri)
-
-    return urljoin
-
-
-_URL_FAST = {
-    "_urljoin": _urljoin_call(_URL_SHIPPED["_urljoin"]),
-    "make_safe_absolute_uri": _memoized(_URL_SHIPPED["make_safe_absolute_uri"]),
-}
+_URL_FAST = {name: _memoized(fn) for name, fn in _URL_SHIPPED.items()}
 
 
 def _set_urls(functions: dict[str, Any]) -> None:

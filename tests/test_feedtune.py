@@ -4,6 +4,7 @@ every FeedParserDict method answers the same for every kind of key."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import io
@@ -24,13 +25,20 @@ from tests.conftest import DATA
 BODIES = sorted(p for p in (DATA / "corpus").rglob("*") if p.is_file() and p.suffix != ".tsv")
 
 
-@pytest.fixture
-def untuned() -> Iterator[None]:
+@contextlib.contextmanager
+def shipped() -> Iterator[None]:
+    """feedparser's own methods for the duration."""
     feedtune.uninstall()
     try:
         yield
     finally:
         feedtune.install()
+
+
+@pytest.fixture
+def untuned() -> Iterator[None]:
+    with shipped():
+        yield
 
 
 def plain(value: Any) -> Any:
@@ -47,11 +55,8 @@ def plain(value: Any) -> Any:
 def both_ways(fn: Any) -> tuple[Any, Any]:
     assert feedtune.installed()
     fast = fn()
-    feedtune.uninstall()
-    try:
+    with shipped():
         slow = fn()
-    finally:
-        feedtune.install()
     return fast, slow
 
 

@@ -121,31 +121,24 @@ def test_the_sql_stays_in_the_store() -> None:
             assert bad == [], f"{name} imports {bad}: call a store function instead"
 
 
-def test_the_parse_workers_load_no_database_code() -> None:
-    """What a parse worker imports (monitor.jobs and everything under it, the forkserver's
-    preload) holds no SQLAlchemy or SQLModel: 25 MB less in each worker and the forkserver."""
+def _loaded(module: str, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` a fresh interpreter has imported once it has imported `module`."""
     import subprocess
     import sys
 
-    probe = (
-        "import sys, monitor.jobs; "
-        "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'aiohttp', 'monitor.models') "
-        "if m in sys.modules))"
-    )
+    probe = f"import sys, {module}; print(sorted(m for m in {names!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return list(ast.literal_eval(out.stdout.strip()))
+
+
+def test_the_parse_workers_load_no_database_code() -> None:
+    """What a parse worker imports (monitor.jobs and everything under it, the forkserver's
+    preload) holds no SQLAlchemy or SQLModel: 25 MB less in each worker and the forkserver."""
+    assert _loaded("monitor.jobs", ("sqlalchemy", "sqlmodel", "aiohttp", "monitor.models")) == []
 
 
 def test_commands_other_than_run_load_no_daemon_parts() -> None:
     """APScheduler, the HTTP endpoint and the file watcher are the daemon's (`run`): the CLI
     imports none of them for `once`, `feeds`, `check`..."""
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys, monitor.cli; "
-        "print(sorted(m for m in ('apscheduler', 'watchfiles', 'monitor.server', 'aiohttp.web') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    daemon = ("apscheduler", "watchfiles", "monitor.server", "aiohttp.web")
+    assert _loaded("monitor.cli", daemon) == []
