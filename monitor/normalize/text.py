@@ -93,7 +93,7 @@ _BREAK = "\ue000"  # a private-use character marks the line breaks of block elem
 # line break and an inline one is nothing. Whatever would make the HTML parser build another
 # tree than the tags say (an element closed by another's start, as <p> by <div>; a stray or
 # misnested end tag; tables, which move text) is left to the parser. A tenth of the cost of
-# lexbor's parse and its two CSS queries on a 400-character summary; tests/test_parse.py
+# lexbor's parse and its two CSS queries on a 400-character summary; tests/test_text.py
 # compares both ways over generated fragments and every HTML field of the corpus.
 _SIMPLE_BLOCK = frozenset(
     [
