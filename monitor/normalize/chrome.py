@@ -98,16 +98,17 @@ def strip_page_chrome(text: str, title: str) -> Story:
     lines = [ln for ln in text.split("\n") if ln and not _LINE_JUNK_RE.fullmatch(ln)]
     publisher: str | None = None
     dateline: dt.datetime | None = None
-    title_key = loose_key(title) if title else ""
+    title_key = ""  # loose_key(title), the costly part of this function: once a line needs it
     at = -1
-    if title_key:
+    if title:
         for i, line in enumerate(lines[:HEAD_WINDOW]):
             if len(line) > HEADER_LINE_MAX:
                 break
-            # cheap length test first: loose_key() is the costly part of this function
-            if abs(len(line) - len(title)) <= len(title) // 4 + 4 and loose_key(line) == title_key:
-                at = i
-                break
+            if abs(len(line) - len(title)) <= len(title) // 4 + 4:  # cheap test first
+                title_key = title_key or loose_key(title)
+                if title_key and loose_key(line) == title_key:
+                    at = i
+                    break
     if at >= 0:
         above = lines[at - 1] if at > 0 else ""
         above_ok = _publisherish(above, title_key)
