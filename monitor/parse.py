@@ -80,6 +80,7 @@ from monitor.normalize import (
 )
 from monitor.records import ItemData
 from monitor.web import is_web_url
+from monitor.xmlmend import mend
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU
 
@@ -116,6 +117,7 @@ def parse_feed(
     refused = refuse_entities(body)
     if refused:
         raise ParseError(f"refused: {refused}")
+    body, mended = mend(body)  # a bare & or a control character: else the loose parser
     parsed = _feedparser(body)
     if _guessed_wrong(parsed, body) and (better := _detect_encoding(body)):
         parsed = _feedparser(body, charset=better)
@@ -134,7 +136,8 @@ def parse_feed(
         if (item := _item(entry, feed_id, base, feed_language, max_date)) is not None
     ]
     title = one_line(plain_to_text(str(feed.get("title") or "")), MAX_TITLE) or None
-    return ParsedFeed(title=title, items=_unique_guids(items), bozo=_short(bozo_exc))
+    bozo = _short(bozo_exc) or mended
+    return ParsedFeed(title=title, items=_unique_guids(items), bozo=bozo)
 
 
 def looks_like_html(body: bytes) -> bool:
