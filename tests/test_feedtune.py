@@ -141,6 +141,39 @@ def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
     assert FeedParserDict.get is feedtune._ORIGINAL["get"]
     assert feedparser.mixin._urljoin is feedtune._URL_SHIPPED["_urljoin"]
     assert feedparser.urls.make_safe_absolute_uri is feedtune._URL_SHIPPED["make_safe_absolute_uri"]
+    for (owner, name), fn in feedtune._SAX_SHIPPED.items():
+        assert owner.__dict__[name] is fn
+
+
+# Namespaces that change an element's name within one document: a prefix mapped again to
+# another URI, an unknown namespace under two prefixes, the userland and MathML/SVG cases, an
+# undeclared prefix (raised in the strict parser: the loose one reads the feed).
+NAMESPACED = [
+    b'<rss version="2.0" xmlns:x="urn:one"><channel><item><x:tag>1</x:tag>'
+    b'<y:tag xmlns:x="urn:two" xmlns:y="urn:one">2</y:tag><x:tag>3</x:tag>'
+    b"<title>t</title></item></channel></rss>",
+    b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>a</title>'
+    b'<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+    b'<math xmlns="http://www.w3.org/1998/Math/MathML"><mi>x</mi></math>'
+    b'<svg xmlns="http://www.w3.org/2000/svg"><g/></svg></div></content></entry></feed>',
+    b'<rss xmlns="http://backend.userland.com/rss2"><channel><item><title>u</title>'
+    b"</item></channel></rss>",
+    b'<rss version="2.0"><channel><item><title>t</title><q:x>1</q:x></item></channel></rss>',
+    b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><item>'
+    b'<dc:creator>A</dc:creator><DC:Date xmlns:DC="http://purl.org/dc/elements/1.1/">'
+    b"2020-01-01</DC:Date></item></channel></rss>",
+]
+
+
+@pytest.mark.parametrize("body", NAMESPACED)
+def test_element_names_follow_the_namespaces_declared_so_far(body: bytes) -> None:
+    def parse() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return plain(feedparser.parse(io.BytesIO(body)))
+
+    fast, slow = both_ways(parse)
+    assert fast == slow
 
 
 @pytest.mark.parametrize(
