@@ -26,18 +26,20 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
 
 from monitor.errors import ExtractError, FetchError
-from monitor.extract import Article
 from monitor.fetch import Fetcher, host_of
-from monitor.jobs import PageRead, read_page
 from monitor.models import Hit, ItemData
-from monitor.stories import Sketch
 from monitor.workers import WorkerFailed
+
+if TYPE_CHECKING:  # the workers' code: imported here only when a page is read
+    from monitor.extract import Article
+    from monitor.jobs import PageRead
+    from monitor.stories import Sketch
 
 log = structlog.get_logger("monitor.fulltext")
 
@@ -200,6 +202,8 @@ async def _read(
     pages_dir: str | None,
     fresh: bool,
 ) -> tuple[PageRead, str]:
+    from monitor.jobs import read_page
+
     cache = pages.cache
     while (pending := cache.inflight.get(url)) is not None:
         await asyncio.shield(pending)  # another poll is reading this URL: wait for it

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -26,13 +26,15 @@ from monitor import db, fulltext, store
 from monitor.alert.routes import ChannelRoute
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.jobs import ParsedAndMatched, parse_and_match
 from monitor.models import ItemData, utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.rules import Watchlist
 from monitor.storing import FeedJob, Fetched, Health, Rules, Writer, record_failure
 from monitor.units import format_duration
 from monitor.workers import Shared, WorkerFailed, WorkerPool
+
+if TYPE_CHECKING:  # the parse code is the workers': a cycle of 304s never loads it here
+    from monitor.jobs import ParsedAndMatched
 
 log = structlog.get_logger("monitor.pipeline")
 
@@ -263,6 +265,8 @@ async def _parse(
 ) -> ParsedAndMatched:
     """Parse and match in a worker process (CPU deadline, memory limit; both cores); in a
     thread when the context has no workers (tests, one-off tools)."""
+    from monitor.jobs import parse_and_match  # the first parse of the process imports it
+
     body = result.body or b""
     run, arg = _runner(ctx, ctx.watchlist())
     try:
@@ -315,6 +319,8 @@ async def _full_text(
     # The story step's sketches: of the page's text for the items read with their page.
     sketches = {g: s for g, s in done.sketches.items() if g not in read.hits}
     sketches.update(read.sketches)
+    from monitor.jobs import ParsedAndMatched
+
     return ParsedAndMatched(parsed, hits, version, sketches), read.results
 
 

@@ -20,22 +20,24 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import db, folding, store
+from monitor import db, store
 from monitor import health as hl
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
 from monitor.models import Feed, Hit
 from monitor.outcomes import FeedOutcome
-from monitor.parse import ParsedFeed
 from monitor.rules import Rule, Watchlist
 from monitor.store.items import StoredItem
-from monitor.stories import Sketch, item_sketch
+
+if TYPE_CHECKING:  # the parse and story code: imported when a feed changed and matched
+    from monitor.parse import ParsedFeed
+    from monitor.stories import Sketch
 
 log = structlog.get_logger("monitor.storing")
 
@@ -221,6 +223,12 @@ def _stories(
     edited ones keep theirs. Only those: an item no rule matches never alerts, so its story
     is never asked for, and the story step costs in proportion to the matches, not to the
     items polled."""
+    if not any(found):
+        return {}
+    # The story step's code (and numpy) is imported by the first batch with a match.
+    from monitor import folding
+    from monitor.stories import item_sketch
+
     new: dict[int, StoredItem] = {}
     sketches: dict[int, Sketch | None] = {}
     edited: set[int] = set()

@@ -12,10 +12,7 @@ from rich.text import Text
 from monitor.activation import stored_pages
 from monitor.cli.base import Env, cli, out, pass_env
 from monitor.errors import ConfigError, ExtractError, ParseError, QueryError
-from monitor.extract import extract_article
-from monitor.jobs import with_article
 from monitor.models import Hit, ItemData, utcnow
-from monitor.parse import looks_like_html, parse_feed, parse_page
 from monitor.rules import CompiledQuery, Watchlist, compile_query
 from monitor.rules.matcher import in_scope
 from monitor.units import parse_duration
@@ -153,6 +150,11 @@ def _items_from(text: str | None, title: str | None, path: Path | None) -> list[
         return [
             ItemData(feed_id="text", guid="text", url=None, title=title or "", content=text or "")
         ]
+    # The parse code is imported by the command that reads a file, not by every command.
+    from monitor.extract import extract_article
+    from monitor.jobs import with_article
+    from monitor.parse import looks_like_html, parse_feed, parse_page
+
     body = path.read_bytes()
     try:
         return parse_feed(body, feed_id=path.name, base_url=None, fetched_at=now).items
