@@ -2,6 +2,8 @@
 
 feedparser does the XML (RSS 0.9x/1.0/2.0, Atom, broken feeds through its loose parser, the
 charset rules of RFC 3023); this module turns each entry into a `monitor.models.ItemData`.
+Two breakages that would send a feed to feedparser's slower loose parser (a bare `&`, a raw
+control character) are mended in the bytes first (`monitor.xmlmend`).
 The text, URL and date helpers live in `monitor.normalize`.
 
 feedparser is always given the bytes wrapped in `io.BytesIO`: given a `str` it would treat it
