@@ -106,16 +106,30 @@ _URL_SHIPPED = {
 _URL_LIMIT = 2048  # characters of both arguments together
 
 
+_URL_ENTRIES = 4096
+
+
 def _memoized(fn: Callable[..., str]) -> Callable[..., str]:
-    cached = functools.lru_cache(maxsize=4096)(fn)
+    # A plain dict, looked up first: the hit is the common case (the same base, tag after
+    # tag), and the guards cost more than the join's lookup when run on every call.
+    cache: dict[tuple[Any, ...], str] = {}
 
     @functools.wraps(fn)
     def call(*args: Any) -> str:  # fn's own arity: a wrong call fails as it would
+        try:
+            return cache[args]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable argument: not a string, never kept
+            return fn(*args)
+        result = fn(*args)
         if all(a is None or type(a) is str for a in args) and (
             sum(len(a or "") for a in args) <= _URL_LIMIT
         ):
-            return cached(*args)
-        return fn(*args)
+            if len(cache) >= _URL_ENTRIES:
+                cache.clear()  # bounded: a feed of ever new URLs starts it again
+            cache[args] = result
+        return result
 
     return call
 
@@ -128,6 +142,22 @@ def _set_urls(functions: dict[str, Any]) -> None:
         for name, fn in functions.items():
             if hasattr(module, name):
                 setattr(module, name, fn)
+
+
+# feedparser maps windows-1252's C1 code points in every text element with
+# `str.translate(_cp1252)`; every character the table lacks is a KeyError raised and caught
+# inside translate (1.35 us for a 100-letter ASCII title). The same table with each other
+# character of the common alphabets mapped to itself translates the same (tested), with
+# hits instead of misses (0.54 us; 6.4 -> 2.9 us for accented text).
+_CP1252_SHIPPED = feedparser.mixin._cp1252
+_IDENTITY_RANGES = ((0, 0x250), (0x370, 0x530), (0x590, 0x700), (0x2000, 0x2070), (0x20A0, 0x20D0))
+_CP1252_FAST = {
+    c: c for lo, hi in _IDENTITY_RANGES for c in range(lo, hi) if c not in _CP1252_SHIPPED
+} | _CP1252_SHIPPED
+
+
+def _set_cp1252(table: dict[int, Any]) -> None:
+    feedparser.mixin._cp1252 = table
 
 
 # The strict parser's SAX handlers: the name an element gets (its namespace prefix matched
@@ -263,6 +293,7 @@ def install() -> None:
         setattr(FeedParserDict, name, fn)
     _set_urls(_URL_FAST)
     _set_sax(_SAX_FAST)
+    _set_cp1252(_CP1252_FAST)
 
 
 def uninstall() -> None:
@@ -273,6 +304,7 @@ def uninstall() -> None:
             delattr(FeedParserDict, name)
     _set_urls(_URL_SHIPPED)
     _set_sax(_SAX_SHIPPED)
+    _set_cp1252(_CP1252_SHIPPED)
 
 
 def installed() -> bool:

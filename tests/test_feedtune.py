@@ -143,6 +143,17 @@ def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
     assert feedparser.urls.make_safe_absolute_uri is feedtune._URL_SHIPPED["make_safe_absolute_uri"]
     for (owner, name), fn in feedtune._SAX_SHIPPED.items():
         assert owner.__dict__[name] is fn
+    assert feedparser.mixin._cp1252 is feedtune._CP1252_SHIPPED
+
+
+def test_the_cp1252_table_translates_as_feedparsers_own() -> None:
+    """A translate table maps a character it lacks to itself: the added entries must all be
+    identities, and the shipped ones all there."""
+    fast, shipped = feedtune._CP1252_FAST, feedtune._CP1252_SHIPPED
+    assert shipped.items() <= fast.items()
+    assert all(value == key for key, value in fast.items() if key not in shipped)
+    text = "".join(map(chr, range(0x3000))) + "日本語 \U0001f600"
+    assert text.translate(fast) == text.translate(shipped)
 
 
 # Namespaces that change an element's name within one document: a prefix mapped again to
