@@ -281,11 +281,10 @@ def _record(
     ids = [c.id for c in unit]
     try:
         with db.session(outbox.engine) as s:
-            for delivery_id in ids:
-                if outcome.result == "sent":
-                    store.mark_sent(s, delivery_id, now, digest_id=batch_id)
-                else:
-                    store.mark_failed(s, delivery_id, outcome.error or "", outcome.next_attempt)
+            if outcome.result == "sent":
+                store.mark_sent(s, ids, now, digest_id=batch_id)
+            else:
+                store.mark_failed(s, ids, outcome.error or "", outcome.next_attempt)
             s.commit()
     except StoreError as exc:
         # The send happened; if we cannot record it, the lease expires and it is sent again

@@ -94,13 +94,35 @@ def test_a_delivery_is_claimed_once(engine) -> None:  # type: ignore[no-untyped-
         [again] = store.claim(s, [late], NOW + lease, lease, worker="w2")
         s.commit()
         assert again.took_over and again.attempt == 2  # w1 never settled it
-        store.mark_failed(s, c1.id, "HTTP 410", None)
+        store.mark_failed(s, [c1.id], "HTTP 410", None)
         s.commit()
         dead = s.get(Delivery, c1.id)
         assert dead is not None and dead.status == "dead" and dead.claimed_by is None
         assert store.requeue_delivery(s, dead.alert_id, NOW) == 1
         s.commit()
         assert len(store.due_deliveries(s, NOW)) == 1
+
+
+def test_a_digests_deliveries_are_settled_together(engine) -> None:  # type: ignore[no-untyped-def]
+    """More deliveries than one statement's chunk (500) are all marked, and only they."""
+    with Session(engine) as s:
+        items = store.upsert_items(s, "f1", [item(f"i{n}") for n in range(1201)], NOW)
+        hit = Hit("r", (), "")
+        store.add_alerts(
+            s, [store.NewAlert(i.id, "r", "r", "low", hit, ("x",)) for i in items], NOW
+        )
+        s.commit()
+    with Session(engine) as s:
+        due = store.due_deliveries(s, NOW, 2000)
+        claimed = store.claim(s, due, NOW, dt.timedelta(minutes=5), worker="w")
+        s.commit()
+    sent, kept = [c.id for c in claimed[:1200]], claimed[1200].id
+    with Session(engine) as s:
+        store.mark_sent(s, sent, NOW, digest_id="dgst_1")
+        s.commit()
+        rows = {d.id: d for d in s.exec(select(Delivery)).all()}
+    assert all(rows[i].status == "sent" and rows[i].digest_id == "dgst_1" for i in sent)
+    assert rows[kept].status == "pending" and rows[kept].claimed_by == "w"
 
 
 def test_feeds_are_claimed_once_in_batches(engine) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from monitor.db import chunks
 from monitor.models import Alert, AlertMessage, Delivery, HealthMessage, Item
 from monitor.store.health import health_messages
 
@@ -32,20 +33,22 @@ def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list
 
 
 def mark_sent(
-    session: Session, delivery_id: int, now: dt.datetime, *, digest_id: str | None = None
+    session: Session, delivery_ids: Sequence[int], now: dt.datetime, *, digest_id: str | None = None
 ) -> None:
-    session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == delivery_id)
-        .values(
-            status="sent",
-            sent_at=now,
-            last_error=None,
-            next_attempt_at=None,
-            digest_id=digest_id,
-            claimed_by=None,
+    """These deliveries were sent (one UPDATE per 500: a digest settles hundreds at once)."""
+    for part in chunks(list(delivery_ids)):
+        session.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.id).in_(list(part)))
+            .values(
+                status="sent",
+                sent_at=now,
+                last_error=None,
+                next_attempt_at=None,
+                digest_id=digest_id,
+                claimed_by=None,
+            )
         )
-    )
 
 
 def messages_sent_since(session: Session, channel: str, since: dt.datetime) -> int:
@@ -82,7 +85,7 @@ def pending_deliveries(
 
 
 def mark_failed(
-    session: Session, delivery_id: int, error: str, next_attempt: dt.datetime | None
+    session: Session, delivery_ids: Sequence[int], error: str, next_attempt: dt.datetime | None
 ) -> None:
     """Schedule another attempt at `next_attempt`, or give up (status dead) when None."""
     values: dict[str, object] = {
@@ -92,7 +95,10 @@ def mark_failed(
     }
     if next_attempt is None:
         values["status"] = "dead"
-    session.execute(sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+    for part in chunks(list(delivery_ids)):
+        session.execute(
+            sa.update(Delivery).where(col(Delivery.id).in_(list(part))).values(**values)
+        )
 
 
 def release_deliveries(
