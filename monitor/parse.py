@@ -2,8 +2,8 @@
 
 feedparser does the XML (RSS 0.9x/1.0/2.0, Atom, broken feeds through its loose parser, the
 charset rules of RFC 3023); this module turns each entry into a `monitor.models.ItemData`.
-Two breakages that would send a feed to feedparser's slower loose parser (a bare `&`, a raw
-control character) are mended in the bytes first (`monitor.xmlmend`).
+A bare `&` in an attribute value, which would send a feed to feedparser's slower loose parser,
+is mended in the bytes first (`monitor.xmlmend`).
 The text, URL and date helpers live in `monitor.normalize`.
 
 feedparser is always given the bytes wrapped in `io.BytesIO`: given a `str` it would treat it
@@ -115,11 +115,10 @@ def parse_feed(
         raise TypeError("parse_feed takes the body as bytes")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be an aware datetime")
-    body = bytes(body)
-    refused = refuse_entities(body)
+    body, mended = mend(bytes(body))  # a bare & in an attribute: else the loose parser
+    refused = refuse_entities(body)  # the very bytes feedparser gets
     if refused:
         raise ParseError(f"refused: {refused}")
-    body, mended = mend(body)  # a bare & or a control character: else the loose parser
     parsed = _feedparser(body)
     if _guessed_wrong(parsed, body) and (better := _detect_encoding(body)):
         parsed = _feedparser(body, charset=better)

@@ -274,7 +274,26 @@ def _simple_text(html: str) -> str | None:
     marked = _SIMPLE_TAG.sub(mark, html)
     if not simple or "<" in marked:  # another element, a comment, a bare "<": the parser's
         return None
+    if "&#" in marked and any(_odd_reference(m) for m in _NUMERIC_REF.finditer(marked)):
+        return None
     return htmllib.unescape(marked).replace(_INLINE, "")
+
+
+_NUMERIC_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}))")
+
+
+def _odd_reference(m: re.Match[str]) -> bool:
+    """A reference to a control character or a noncharacter: html.unescape drops it where an
+    HTML parser keeps the character (`&#11;`, `&#xFFFE;`)."""
+    cp = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+    return (
+        0x01 <= cp <= 0x08
+        or cp == 0x0B
+        or 0x0E <= cp <= 0x1F
+        or cp == 0x7F
+        or 0xFDD0 <= cp <= 0xFDEF
+        or (cp & 0xFFFE == 0xFFFE and cp <= 0x10FFFF)
+    )
 
 
 def _parsed_text(html: str) -> str:
