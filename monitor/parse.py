@@ -2,8 +2,6 @@
 
 feedparser does the XML (RSS 0.9x/1.0/2.0, Atom, broken feeds through its loose parser, the
 charset rules of RFC 3023); this module turns each entry into a `monitor.models.ItemData`.
-A bare `&` in an attribute value, which would send a feed to feedparser's slower loose parser,
-is mended in the bytes first (`monitor.xmlmend`).
 The text, URL and date helpers live in `monitor.normalize`.
 
 feedparser is always given the bytes wrapped in `io.BytesIO`: given a `str` it would treat it
@@ -82,7 +80,6 @@ from monitor.normalize import (
 )
 from monitor.records import ItemData
 from monitor.web import is_web_url
-from monitor.xmlmend import mend
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU
 
@@ -115,8 +112,8 @@ def parse_feed(
         raise TypeError("parse_feed takes the body as bytes")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be an aware datetime")
-    body, mended = mend(bytes(body))  # a bare & in an attribute: else the loose parser
-    refused = refuse_entities(body)  # the very bytes feedparser gets
+    body = bytes(body)
+    refused = refuse_entities(body)
     if refused:
         raise ParseError(f"refused: {refused}")
     parsed = _feedparser(body)
@@ -137,8 +134,7 @@ def parse_feed(
         if (item := _item(entry, feed_id, base, feed_language, max_date)) is not None
     ]
     title = one_line(plain_to_text(str(feed.get("title") or "")), MAX_TITLE) or None
-    bozo = _short(bozo_exc) or mended
-    return ParsedFeed(title=title, items=_unique_guids(items), bozo=bozo)
+    return ParsedFeed(title=title, items=_unique_guids(items), bozo=_short(bozo_exc))
 
 
 def looks_like_html(body: bytes) -> bool:
