@@ -10,8 +10,9 @@ hand the others to feedparser's own methods, so every answer is the one feedpars
 deep copy rebuilds the dict through `__setitem__`, as `copy` does. And feedparser's URL joins
 (`_urljoin`, `make_safe_absolute_uri`: the base joined with itself at every start tag) are
 memoized, being pure functions of two strings (2.8% of parse_feed's instructions,
-callgrind). tests/test_feedtune.py parses the corpus both ways and compares the results field
-by field. These patch feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts
+callgrind). The strict parser is driven by expat directly (`monitor.feedsax`, installed
+here too). tests/test_feedtune.py parses the corpus both ways and compares the results
+field by field. These patch feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts
 feedparser's own back.
 """
 
@@ -22,12 +23,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import feedparser.exceptions
 import feedparser.mixin
 import feedparser.namespaces._base
-import feedparser.parsers.strict
 import feedparser.urls
 from feedparser.util import FeedParserDict
+
+from monitor import feedsax
 
 _ORIGINAL: dict[str, Any] = {
     name: FeedParserDict.__dict__[name]
@@ -160,125 +161,6 @@ def _set_cp1252(table: dict[int, Any]) -> None:
     feedparser.mixin._cp1252 = table
 
 
-# The strict parser's SAX handlers: the name an element gets (its namespace prefix matched
-# against feedparser's list, lowercased) is the same every time the same element comes in the
-# same document, until the document declares another namespace: computed once per document
-# and name (this parser's cache, emptied by track_namespace), with feedparser's own rules.
-# `characters` only called handle_data.
-_Strict = feedparser.parsers.strict._StrictFeedParser
-_Mixin = feedparser.mixin._FeedParserMixin
-_USERLAND = "http://backend.userland.com/rss"
-_XMLNS_OF = {
-    ("math", "http://www.w3.org/1998/Math/MathML"),
-    ("svg", "http://www.w3.org/2000/svg"),
-}
-
-
-def _expat_prefix(self: Any, namespace: str) -> str | None:
-    for prefix, uri in self.namespaces_in_use.items():
-        if prefix and uri == namespace:
-            return str(prefix)
-    return None
-
-
-def _start_name(self: Any, name: tuple[Any, Any], qname: Any) -> tuple[str, str | None]:
-    """(the element's name, the xmlns attribute feedparser adds to it, if any)."""
-    namespace, localname = name
-    lowernamespace = str(namespace or "").lower()
-    if "backend.userland.com/rss" in lowernamespace:
-        namespace = lowernamespace = _USERLAND
-    givenprefix = qname.split(":")[0] if qname and qname.find(":") > 0 else None
-    prefix = self._matchnamespaces.get(lowernamespace, givenprefix)
-    if (
-        givenprefix
-        and (prefix is None or (prefix == "" and lowernamespace == ""))
-        and givenprefix not in self.namespaces_in_use
-    ):
-        raise feedparser.exceptions.UndeclaredNamespace(
-            f"'{givenprefix}' is not associated with a namespace"
-        )
-    localname = str(localname).lower()
-    xmlns = namespace if (localname, namespace) in _XMLNS_OF else None
-    if prefix:
-        localname = prefix.lower() + ":" + localname
-    elif namespace and not qname and (found := _expat_prefix(self, namespace)):
-        localname = found + ":" + localname
-    return localname.lower(), xmlns
-
-
-def _end_name(self: Any, name: tuple[Any, Any], qname: Any) -> str:
-    namespace, localname = name
-    lowernamespace = str(namespace or "").lower()
-    givenprefix = qname.split(":")[0] if qname and qname.find(":") > 0 else ""
-    prefix = self._matchnamespaces.get(lowernamespace, givenprefix)
-    if prefix:
-        localname = prefix + ":" + localname
-    elif namespace and not qname and (found := _expat_prefix(self, namespace)):
-        localname = found + ":" + localname
-    return str(localname).lower()
-
-
-def _fast_start_element_ns(self: Any, name: tuple[Any, Any], qname: Any, attrs: Any) -> None:
-    cache = self.__dict__.get("_feedtune_start")
-    if cache is None:
-        cache = self.__dict__["_feedtune_start"] = {}
-    key = (name, qname)
-    named = cache.get(key)
-    if named is None:
-        named = cache[key] = _start_name(self, name, qname)
-    localname, xmlns = named
-    attrs_d, self.decls = self.decls, {}
-    if xmlns:
-        attrs_d["xmlns"] = xmlns
-    if attrs:
-        for (namespace, attrlocalname), attrvalue in attrs.items():
-            prefix = self._matchnamespaces.get((namespace or "").lower(), "")
-            if prefix:
-                attrlocalname = prefix + ":" + attrlocalname
-            attrs_d[str(attrlocalname).lower()] = attrvalue
-        for attr_qname in attrs.getQNames():
-            attrs_d[str(attr_qname).lower()] = attrs.getValueByQName(attr_qname)
-    self.unknown_starttag(localname, list(attrs_d.items()))
-
-
-def _fast_end_element_ns(self: Any, name: tuple[Any, Any], qname: Any) -> None:
-    cache = self.__dict__.get("_feedtune_end")
-    if cache is None:
-        cache = self.__dict__["_feedtune_end"] = {}
-    key = (name, qname)
-    localname = cache.get(key)
-    if localname is None:
-        localname = cache[key] = _end_name(self, name, qname)
-    self.unknown_endtag(localname)
-
-
-_track_namespace = _Mixin.track_namespace
-
-
-def _fast_track_namespace(self: Any, prefix: Any, uri: Any) -> None:
-    # A new namespace can change any element's name: the caches start again.
-    self.__dict__.pop("_feedtune_start", None)
-    self.__dict__.pop("_feedtune_end", None)
-    _track_namespace(self, prefix, uri)
-
-
-_SAX_SHIPPED = {
-    (_Strict, name): _Strict.__dict__[name]
-    for name in ("startElementNS", "endElementNS", "characters")
-} | {(_Mixin, "track_namespace"): _track_namespace}
-_SAX_FAST = {
-    (_Strict, "startElementNS"): _fast_start_element_ns,
-    (_Strict, "endElementNS"): _fast_end_element_ns,
-    (_Strict, "characters"): _Mixin.handle_data,
-    (_Mixin, "track_namespace"): _fast_track_namespace,
-}
-
-
-def _set_sax(functions: dict[tuple[type, str], Any]) -> None:
-    for (owner, name), fn in functions.items():
-        setattr(owner, name, fn)
-
-
 _FAST: dict[str, Any] = {
     "__getitem__": _fast_getitem,
     "get": _fast_get,
@@ -292,7 +174,7 @@ def install() -> None:
     for name, fn in _FAST.items():
         setattr(FeedParserDict, name, fn)
     _set_urls(_URL_FAST)
-    _set_sax(_SAX_FAST)
+    feedsax.install()
     _set_cp1252(_CP1252_FAST)
 
 
@@ -303,7 +185,7 @@ def uninstall() -> None:
         elif name in FeedParserDict.__dict__:
             delattr(FeedParserDict, name)
     _set_urls(_URL_SHIPPED)
-    _set_sax(_SAX_SHIPPED)
+    feedsax.uninstall()
     _set_cp1252(_CP1252_SHIPPED)
 
 

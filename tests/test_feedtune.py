@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+import feedparser.api
 import pytest
 from feedparser.util import FeedParserDict
 
-from monitor import feedtune
+from monitor import feedsax, feedtune
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
 from tests.conftest import DATA
@@ -141,8 +142,10 @@ def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
     assert FeedParserDict.get is feedtune._ORIGINAL["get"]
     assert feedparser.mixin._urljoin is feedtune._URL_SHIPPED["_urljoin"]
     assert feedparser.urls.make_safe_absolute_uri is feedtune._URL_SHIPPED["make_safe_absolute_uri"]
-    for (owner, name), fn in feedtune._SAX_SHIPPED.items():
-        assert owner.__dict__[name] is fn
+    assert not feedsax.installed()
+    assert "monitor.feedsax" not in feedparser.api.PREFERRED_XML_PARSERS
+    assert feedsax._Mixin.track_namespace is feedsax._shipped_track_namespace
+    assert feedsax._Strict.__dict__["characters"] is feedsax._shipped_characters
     assert feedparser.mixin._cp1252 is feedtune._CP1252_SHIPPED
 
 
@@ -214,3 +217,18 @@ def test_the_memoized_url_joins_answer_as_feedparsers_own(base: Any, rel: Any) -
             feedtune._URL_SHIPPED["_urljoin"](base or "", rel or ""),
         )
         assert fast == slow
+
+
+def test_the_strict_parser_is_fed_by_feedsax(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The both-ways comparisons above compare something: with feedtune installed, expat's
+    elements go through feedsax's handlers (and, uninstalled, through the stdlib's)."""
+    calls: list[str] = []
+    start = feedsax._start
+    monkeypatch.setattr(feedsax, "_start", lambda p, n, a: calls.append(n) or start(p, n, a))
+    body = (DATA / "corpus" / "bbc_world_2019_mojibake.xml").read_bytes()
+    feedparser.parse(io.BytesIO(body))
+    assert len(calls) > 20
+    calls.clear()
+    with shipped():
+        feedparser.parse(io.BytesIO(body))
+    assert calls == []
