@@ -18,8 +18,12 @@ feedparser's own back.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import copy
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -161,6 +165,140 @@ def _set_cp1252(table: dict[int, Any]) -> None:
     feedparser.mixin._cp1252 = table
 
 
+# feedparser's pop (the end of every text element) as it ships, but for the work it does for
+# nothing: `del` of two keys that are usually absent (two KeyErrors raised and caught), the
+# latin-1 round trip and the cp1252 translate of ASCII text (both the identity on it), and the
+# FeedParserDict lookups of keys that are plain dict keys. Everything else is feedparser's own
+# code, in its order; tests/test_feedtune.py compares the whole corpus parsed both ways.
+_mixin = feedparser.mixin
+
+
+def _fast_pop(self: Any, element: str, strip_whitespace: int = 1) -> Any:
+    if not self.elementstack:
+        return None
+    if self.elementstack[-1][0] != element:
+        return None
+
+    element, expecting_text, pieces = self.elementstack.pop()
+    for i, v in enumerate(pieces):
+        if isinstance(v, bytes):
+            pieces[i] = v.decode("utf-8")
+    params = self.contentparams
+
+    if self.version == "atom10" and _dict_get(params, "type", "text") == "application/xhtml+xml":
+        # remove the enclosing <div>, as feedparser does
+        while pieces and len(pieces) > 1 and not pieces[-1].strip():
+            del pieces[-1]
+        while pieces and len(pieces) > 1 and not pieces[0].strip():
+            del pieces[0]
+        if (
+            pieces
+            and (pieces[0] == "<div>" or pieces[0].startswith("<div "))
+            and pieces[-1] == "</div>"
+        ):
+            depth = 0
+            for piece in pieces[:-1]:
+                if piece.startswith("</"):
+                    depth -= 1
+                    if depth == 0:
+                        break
+                elif piece.startswith("<") and not piece.endswith("/>"):
+                    depth += 1
+            else:
+                pieces = pieces[1:-1]
+
+    output = "".join(pieces)
+    if strip_whitespace:
+        output = output.strip()
+    if not expecting_text:
+        return output
+
+    if _dict_get(params, "base64", 0):
+        with contextlib.suppress(binascii.Error, binascii.Incomplete, UnicodeDecodeError):
+            output = base64.decodebytes(output.encode("utf8")).decode("utf8")
+
+    if element in self.can_be_relative_uri and output and (element != "id" or self.guidislink):
+        output = self.resolve_uri(output)
+
+    if not _dict_get(params, "base64", 0):
+        output = self.decode_entities(element, output)
+
+    plain = not self.version.startswith("atom") and _dict_get(params, "type") == "text/plain"
+    if plain and self.looks_like_html(output):
+        params["type"] = "text/html"
+
+    params.pop("mode", None)
+    params.pop("base64", None)
+
+    content_type = _dict_get(params, "type", "text/html")
+    is_htmlish = self.map_content_type(content_type) in self.html_types
+    if is_htmlish and self.resolve_relative_uris and element in self.can_contain_relative_uris:
+        output = _mixin.resolve_relative_uris(output, self.baseuri, self.encoding, content_type)
+    if is_htmlish and self.sanitize_html and element in self.can_contain_dangerous_markup:
+        output = _mixin._sanitize_html(output, self.encoding, content_type)
+
+    if self.encoding and isinstance(output, bytes):
+        output = output.decode(self.encoding, "ignore")
+
+    # feedparser undoes UTF-8 read as ISO-8859-1, and maps cp1252's C1 code points: both are
+    # the identity on ASCII text
+    ascii_text = isinstance(output, str) and output.isascii()
+    utf8 = self.encoding in ("utf-8", "utf-8_INVALID_PYTHON_3")
+    if utf8 and not isinstance(output, bytes) and not ascii_text:
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+            output = output.encode("iso-8859-1").decode("utf-8")
+    if not isinstance(output, bytes) and not ascii_text:
+        output = output.translate(_mixin._cp1252)
+
+    if element in ("category", "tags", "itunes_keywords"):
+        return output
+
+    if element == "title" and -1 < self.title_depth <= self.depth:
+        return output
+
+    if self.inentry and not self.insource:
+        if element == "content":
+            self.entries[-1].setdefault(element, [])
+            contentparams = copy.deepcopy(self.contentparams)
+            contentparams["value"] = output
+            self.entries[-1][element].append(contentparams)
+        elif element == "link":
+            if not self.inimage:
+                output = output.replace("&amp;", "&")
+                output = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", output)
+                self.entries[-1][element] = output
+                if output:
+                    self.entries[-1]["links"][-1]["href"] = output
+        else:
+            if element == "description":
+                element = "summary"
+            old_value_depth = self.property_depth_map.setdefault(self.entries[-1], {}).get(element)
+            if old_value_depth is None or self.depth <= old_value_depth:
+                self.property_depth_map[self.entries[-1]][element] = self.depth
+                self.entries[-1][element] = output
+            if self.incontent:
+                contentparams = copy.deepcopy(self.contentparams)
+                contentparams["value"] = output
+                self.entries[-1][element + "_detail"] = contentparams
+    elif self.infeed or self.insource:
+        context = self._get_context()
+        if element == "description":
+            element = "subtitle"
+        context[element] = output
+        if element == "link":
+            output = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", output)
+            context[element] = output
+            context["links"][-1]["href"] = output
+        elif self.incontent:
+            contentparams = copy.deepcopy(self.contentparams)
+            contentparams["value"] = output
+            context[element + "_detail"] = contentparams
+    return output
+
+
+_POP_SHIPPED = _mixin._FeedParserMixin.__dict__["pop"]
+
+
 _FAST: dict[str, Any] = {
     "__getitem__": _fast_getitem,
     "get": _fast_get,
@@ -175,6 +313,7 @@ def install() -> None:
         setattr(FeedParserDict, name, fn)
     _set_urls(_URL_FAST)
     feedsax.install()
+    _mixin._FeedParserMixin.pop = _fast_pop
     _set_cp1252(_CP1252_FAST)
 
 
@@ -186,6 +325,7 @@ def uninstall() -> None:
             delattr(FeedParserDict, name)
     _set_urls(_URL_SHIPPED)
     feedsax.uninstall()
+    _mixin._FeedParserMixin.pop = _POP_SHIPPED
     _set_cp1252(_CP1252_SHIPPED)
 
 

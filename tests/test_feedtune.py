@@ -176,6 +176,23 @@ NAMESPACED = [
     b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><item>'
     b'<dc:creator>A</dc:creator><DC:Date xmlns:DC="http://purl.org/dc/elements/1.1/">'
     b"2020-01-01</DC:Date></item></channel></rss>",
+    # pop's branches: base64 and escaped content (Atom 0.3 modes), plain text that looks like
+    # HTML, cp1252's C1 code points, UTF-8 read as latin-1, relative links, a feed-level link
+    b'<feed version="0.3" xmlns="http://purl.org/atom/ns#">'
+    b'<title mode="escaped">A &amp;lt;b&amp;gt;</title>'
+    b'<entry><title>t</title><content type="text/html" mode="base64">PGI+aGk8L2I+</content>'
+    b'<summary type="text/plain" mode="escaped">x &lt;b&gt;y&lt;/b&gt;</summary></entry></feed>',
+    b'<?xml version="1.0" encoding="windows-1252"?><rss version="2.0"><channel>'
+    b"<title>\x80 \x93q\x94</title><link>http://e.org/?a=1&amp;b=2</link><item><title>caf\xe9</title>"
+    b'<description>&lt;p&gt;a &lt;a href="/x"&gt;rel&lt;/a&gt;&lt;/p&gt;</description>'
+    b"<link>/rel?a=1&amp;c;=2</link><guid>id</guid></item></channel></rss>",
+    '<rss version="2.0"><channel><item><title>Ã©tÃ© \u20ac</title><description>plain &lt;b&gt;'
+    "</description></item><item><title>x &lt;b&gt;y&lt;/b&gt;</title></item>"
+    "</channel></rss>".encode(),
+    b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://e.org/a/"><title type="xhtml">'
+    b'<div xmlns="http://www.w3.org/1999/xhtml"><b>x</b></div></title><entry><id>tag</id>'
+    b'<title type="text">a &lt;b&gt; c</title><link href="rel"/><content type="xhtml"><div '
+    b'xmlns="http://www.w3.org/1999/xhtml"> <p>a</p><p>b</p> </div></content></entry></feed>',
 ]
 
 
