@@ -163,3 +163,15 @@ def test_tidy_gives_what_running_every_pattern_gives(text: str) -> None:
 def test_odd_space_is_every_whitespace_but_space_and_newline() -> None:
     spaces = {c for c in map(chr, range(0x110000)) if c.isspace()}
     assert {c for c in spaces if T._ODD_SPACE.fullmatch(c)} == spaces - {" ", "\n"}
+
+
+@SETTINGS
+@given(FRAGMENTS)
+def test_html_to_text_gives_what_the_parser_and_every_pattern_give(html: str) -> None:
+    """The whole function against its slow form: lexbor's text, then all of tidy's patterns."""
+    cut = T.cut_html(html, T.MAX_HTML, T.MAX_TAGS)
+    if "<" not in cut:
+        return  # the no-markup path is tidy's own (above)
+    text = T._parsed_text(cut.replace(T._BREAK, ""))
+    text = " ".join(text.split()).replace(T._BREAK, "\n")
+    assert T.html_to_text(html) == tidy_reference(T._unescape_leftovers(text))[: T.MAX_TEXT]

@@ -242,7 +242,11 @@ def html_to_text(html: str) -> str:
         text = _parsed_text(html)
     # In HTML a newline in the source is a space; only the elements above break lines.
     text = " ".join(text.split()).replace(_BREAK, "\n")  # (split: 4 times the regex's speed)
-    return tidy(_unescape_leftovers(text))[:MAX_TEXT]
+    unescaped = _unescape_leftovers(text)
+    if unescaped is text and not _INVISIBLE.search(text):
+        # Words and single spaces between line breaks: tidy would only join the breaks.
+        return "\n".join(line for part in text.split("\n") if (line := part.strip()))[:MAX_TEXT]
+    return tidy(unescaped)[:MAX_TEXT]
 
 
 def _simple_text(html: str) -> str | None:
