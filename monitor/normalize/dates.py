@@ -157,7 +157,7 @@ def parse_loose_date(raw: str | None) -> dt.datetime | None:
     text = _WORD.sub(english_month, text)
     try:
         return _to_utc(email.utils.parsedate_to_datetime(text))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year of 11 digits: overflow
         pass
     if not re.search(r"\b(19|20)\d\d\b", text):
         return None  # dateutil would invent the year
