@@ -175,3 +175,30 @@ def test_html_to_text_gives_what_the_parser_and_every_pattern_give(html: str) ->
     text = T._parsed_text(cut.replace(T._BREAK, ""))
     text = " ".join(text.split()).replace(T._BREAK, "\n")
     assert T.html_to_text(html) == tidy_reference(T._unescape_leftovers(text))[: T.MAX_TEXT]
+
+
+# --- page chrome's whole-line patterns -----------------------------------------------------
+
+_LINES = st.lists(
+    st.sampled_from(
+        [
+            *("join now", "JOIN NOW!", "Join Now", "join", " now", "rejoin now", "x", " ", "©"),
+            *("Home | News", "Breaking news:", "subscribe", "Read more", "the post", "appeared"),
+            *("first on", "a" * 150, "é", "\u0130", "ı", "-", "Copyright 2020 x", "2024"),
+        ]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@SETTINGS
+@given(_LINES)
+def test_the_boilerplate_line_patterns_match_as_one_regex_does(line: str) -> None:
+    from monitor.normalize import chrome
+
+    for patterns, fast in (
+        (chrome.LEADING_BOILERPLATE, chrome._LEADING_RE),
+        (chrome.TRAILING_BOILERPLATE, chrome._TRAILING_RE),
+    ):
+        one = re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+        assert fast.fullmatch(line) == (one.fullmatch(line) is not None)

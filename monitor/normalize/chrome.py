@@ -50,8 +50,32 @@ TRAILING_BOILERPLATE: tuple[str, ...] = (
     r"print (this )?(page|article|story)",
 )
 _LINE_JUNK_RE = re.compile("|".join(f"(?:{p})" for p in LINE_JUNK), re.I)
-_LEADING_RE = re.compile("|".join(f"(?:{p})" for p in LEADING_BOILERPLATE), re.I)
-_TRAILING_RE = re.compile("|".join(f"(?:{p})" for p in TRAILING_BOILERPLATE), re.I)
+
+
+class _WholeLine:
+    """Whole-line patterns, case-insensitive. One that may start anywhere (`.{0,N}\\brest`)
+    is tried only on a line where `rest` is found (a line it matches contains it): its
+    leading `.{0,200}` makes every line's fullmatch try up to 200 starts, 3 µs on a
+    summary's line, and a search for `rest` without the `\\b` costs 0.8."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        anywhere = [p for p in patterns if _ANYWHERE.match(p)]
+        anchored = [p for p in patterns if p not in anywhere]
+        self._anchored = re.compile("|".join(f"(?:{p})" for p in anchored), re.I)
+        self._anywhere = [
+            (re.compile(_ANYWHERE.sub("", p, count=1), re.I), re.compile(p, re.I))
+            for p in anywhere
+        ]
+
+    def fullmatch(self, line: str) -> bool:
+        if self._anchored.fullmatch(line):
+            return True
+        return any(rest.search(line) and whole.fullmatch(line) for rest, whole in self._anywhere)
+
+
+_ANYWHERE = re.compile(r"\.\{0,\d+\}(?:\\b)?")
+_LEADING_RE = _WholeLine(LEADING_BOILERPLATE)
+_TRAILING_RE = _WholeLine(TRAILING_BOILERPLATE)
 
 HEAD_WINDOW = 15  # the title must be among the first lines for lines above it to be a header
 HEADER_LINE_MAX = 200  # a longer line above the title is story, not page header
