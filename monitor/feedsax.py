@@ -34,17 +34,21 @@ _XMLNS_OF = {
     ("math", "http://www.w3.org/1998/Math/MathML"),
     ("svg", "http://www.w3.org/2000/svg"),
 }
-_CACHES = ("_feedsax_start", "_feedsax_end", "_feedsax_attrs")
+_CACHES = ("_feedsax_start", "_feedsax_end", "_feedsax_attrs", "_feedsax_keys")
 _DRIVERS = feedparser.api.PREFERRED_XML_PARSERS  # the list feedparser hands make_parser
 _ME = __name__
 
 
-def _pair(name: str) -> tuple[Any, str]:
-    """expat's name as the stdlib's reader gives it: (uri, local), or (None, local)."""
+def _pair(name: str) -> tuple[Any, ...]:
+    """expat's name as the stdlib's reader splits it: (uri, local), or (None, local). Its
+    `split()` also splits at a tab or newline inside a URI (`&#9;` is allowed there): then
+    more parts, and feedparser fails on them, as it does without us."""
     parts = name.split()
     if len(parts) == 1:
         return None, name
-    return parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1]
+    return tuple(parts)
 
 
 def _expat_prefix(parser: Any, namespace: str) -> str | None:
@@ -93,23 +97,26 @@ def _end_name(parser: Any, name: tuple[Any, Any], qname: Any) -> str:
     return str(localname).lower()
 
 
-def _attr_keys(parser: Any, aname: str) -> tuple[str, str, str]:
-    """An attribute's two keys in feedparser's attribute dict (by its namespace's prefix; by
-    its qualified name), and that qualified name as the stdlib's reader makes it."""
+def _attr_name(aname: str) -> tuple[tuple[Any, ...], str]:
+    """An attribute's (uri, local) pair and qualified name, as the stdlib's reader makes them."""
     parts = aname.split()
     if len(parts) == 1:
-        namespace, local, qname = None, aname, aname
-    elif len(parts) == 3:
-        namespace, local, qname = parts[0], parts[1], f"{parts[2]}:{parts[1]}"
-    else:
-        namespace, local, qname = parts[0], parts[1], parts[1]
+        return (None, aname), aname
+    if len(parts) == 3:
+        return (parts[0], parts[1]), f"{parts[2]}:{parts[1]}"
+    return tuple(parts), parts[1]
+
+
+def _attr_key(parser: Any, pair: tuple[Any, ...]) -> str:
+    """An attribute's key in feedparser's attribute dict, by its namespace's prefix."""
+    namespace, local = pair
     prefix = parser._matchnamespaces.get((namespace or "").lower(), "")
     if prefix:
         local = prefix + ":" + local
-    return str(local).lower(), str(qname).lower(), qname
+    return str(local).lower()
 
 
-def _cache(parser: Any, key: str) -> dict[str, Any]:
+def _cache(parser: Any, key: str) -> dict[Any, Any]:
     cache = parser.__dict__.get(key)
     if cache is None:
         cache = parser.__dict__[key] = {}
@@ -126,17 +133,35 @@ def _start(parser: Any, name: str, attrs: dict[str, str]) -> None:
     if xmlns:
         attrs_d["xmlns"] = xmlns
     if attrs:
-        known = _cache(parser, "_feedsax_attrs")
-        by_qname: dict[str, tuple[str, str]] = {}  # first value of each qualified name
-        for aname, value in attrs.items():
-            keys = known.get(aname)
-            if keys is None:
-                keys = known[aname] = _attr_keys(parser, aname)
-            attrs_d[keys[0]] = value
-            by_qname.setdefault(keys[2], (keys[1], value))
-        for lowered, value in by_qname.values():
-            attrs_d[lowered] = value
+        _add_attributes(parser, attrs, attrs_d)
     parser.unknown_starttag(localname, list(attrs_d.items()))
+
+
+def _add_attributes(parser: Any, attrs: dict[str, str], attrs_d: dict[str, Any]) -> None:
+    """What the stdlib's AttributesNSImpl and feedparser's two loops over it put in the
+    attribute dict: by (uri, local) pair, a later attribute of the same pair replacing the
+    value; then by qualified name, each one's value that of its first pair."""
+    names = _cache(parser, "_feedsax_attrs")
+    values: dict[tuple[Any, ...], str] = {}
+    qnames: dict[tuple[Any, ...], str] = {}
+    for aname, value in attrs.items():
+        named = names.get(aname)
+        if named is None:
+            named = names[aname] = _attr_name(aname)
+        pair, qname = named
+        values[pair] = value
+        qnames[pair] = qname
+    keys = _cache(parser, "_feedsax_keys")
+    for pair, value in values.items():
+        key = keys.get(pair)
+        if key is None:
+            key = keys[pair] = _attr_key(parser, pair)
+        attrs_d[key] = value
+    first: dict[str, str] = {}
+    for pair, qname in qnames.items():
+        first.setdefault(qname, values[pair])
+    for qname in qnames.values():
+        attrs_d[str(qname).lower()] = first[qname]
 
 
 def _end(parser: Any, name: str) -> None:

@@ -176,6 +176,15 @@ NAMESPACED = [
     b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><item>'
     b'<dc:creator>A</dc:creator><DC:Date xmlns:DC="http://purl.org/dc/elements/1.1/">'
     b"2020-01-01</DC:Date></item></channel></rss>",
+    # a namespace URI with a tab or newline in it (&#9;): the stdlib splits expat's names at
+    # it, feedparser then fails or merges two attributes; so must we
+    b'<rss version="2.0" xmlns:p="a&#9;b"><channel><title>T</title><p:x>1</p:x></channel></rss>',
+    b'<feed xmlns="http://www.w3.org/2005/Atom" xmlns:p="u&#9;" xmlns:q="u&#10;"><entry>'
+    b'<title>t</title><link href="h" p:x="1" q:x="2"/></entry></feed>',
+    b'<feed xmlns="http://www.w3.org/2005/Atom" xmlns:p="u&#9;" xmlns:q="u&#10;"><entry>'
+    b'<title>t</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+    b'<span p:x="1" q:x="2">s</span></div></content></entry></feed>',
+    b'<rss version="2.0"><channel><x xmlns="&#9;a&#9;b&#9;c&#9;d"/></channel></rss>',
     # pop's branches: base64 and escaped content (Atom 0.3 modes), plain text that looks like
     # HTML, cp1252's C1 code points, UTF-8 read as latin-1, relative links, a feed-level link
     b'<feed version="0.3" xmlns="http://purl.org/atom/ns#">'
@@ -198,12 +207,17 @@ NAMESPACED = [
 
 @pytest.mark.parametrize("body", NAMESPACED)
 def test_element_names_follow_the_namespaces_declared_so_far(body: bytes) -> None:
-    def parse() -> Any:
+    def parse(**options: Any) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return plain(feedparser.parse(io.BytesIO(body)))
+            try:
+                return plain(feedparser.parse(io.BytesIO(body), **options))
+            except ValueError as exc:  # feedparser's own failure on a split URI: the same
+                return repr(exc)
 
     fast, slow = both_ways(parse)
+    assert fast == slow
+    fast, slow = both_ways(lambda: parse(sanitize_html=False, resolve_relative_uris=False))
     assert fast == slow
 
 

@@ -63,8 +63,7 @@ class _WholeLine:
         anchored = [p for p in patterns if p not in anywhere]
         self._anchored = re.compile("|".join(f"(?:{p})" for p in anchored), re.I)
         self._anywhere = [
-            (re.compile(_ANYWHERE.sub("", p, count=1), re.I), re.compile(p, re.I))
-            for p in anywhere
+            (re.compile(_ANYWHERE.sub("", p, count=1), re.I), re.compile(p, re.I)) for p in anywhere
         ]
 
     def fullmatch(self, line: str) -> bool:
