@@ -1,5 +1,6 @@
-"""feedparser, the same results for less CPU: faster drop-ins for the hottest methods of its
-`FeedParserDict`, installed by the parse step (`install()`, idempotent).
+"""feedparser, the same results for less CPU: faster drop-ins for its hottest code (the
+`FeedParserDict` methods, `pop`, the URL joins, the cp1252 table; and, in `monitor.feedsax`,
+the strict parser's SAX layer), installed by the parse step (`install()`, idempotent).
 
 A profile of parse_feed over the corpus spends a fifth of feedparser's time in
 `FeedParserDict.__getitem__`/`get`/`__contains__` (half a million calls: every key is first
@@ -10,10 +11,9 @@ hand the others to feedparser's own methods, so every answer is the one feedpars
 deep copy rebuilds the dict through `__setitem__`, as `copy` does. And feedparser's URL joins
 (`_urljoin`, `make_safe_absolute_uri`: the base joined with itself at every start tag) are
 memoized, being pure functions of two strings (2.8% of parse_feed's instructions,
-callgrind). The strict parser is driven by expat directly (`monitor.feedsax`, installed
-here too). tests/test_feedtune.py parses the corpus both ways and compares the results
-field by field. These patch feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts
-feedparser's own back.
+callgrind). `pop` and the cp1252 table: see their comments below. tests/test_feedtune.py
+parses the corpus and edge cases both ways and compares the results field by field. These
+patch feedparser 6.0.x (pinned in pyproject.toml); `uninstall()` puts feedparser's own back.
 """
 
 from __future__ import annotations
