@@ -45,47 +45,46 @@ _DROP_SELECTOR = ",".join(
     )
 )
 # Elements that start a new line (the HTML block-level and line-breaking elements).
-_BLOCK_SELECTOR = ",".join(
-    (
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "caption",
-        "dd",
-        "details",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "summary",
-        "table",
-        "td",
-        "th",
-        "tr",
-        "ul",
-    )
+_BLOCK_TAGS = (
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "caption",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
 )
+_BLOCK_SELECTOR = ",".join(_BLOCK_TAGS)
 _BREAK = "\ue000"  # a private-use character marks the line breaks of block elements
 
 # Fragments whose every tag is one of these (the usual feed summary: <p>, <a>, <br>, <b>,
@@ -95,37 +94,11 @@ _BREAK = "\ue000"  # a private-use character marks the line breaks of block elem
 # misnested end tag; tables, which move text) is left to the parser. A tenth of the cost of
 # lexbor's parse and its two CSS queries on a 400-character summary; tests/test_text.py
 # compares both ways over generated fragments and every HTML field of the corpus.
-_SIMPLE_BLOCK = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "br",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "section",
-        "ul",
-    ]
-)
+# Of the block elements, all but those a parser treats apart: tables (they move text), forms,
+# <pre> (a leading newline dropped), <details>/<summary>.
+_SIMPLE_BLOCK = frozenset(_BLOCK_TAGS) - {
+    "caption", "details", "fieldset", "form", "pre", "summary", "table", "td", "th", "tr",
+}  # fmt: skip
 _SIMPLE_INLINE = frozenset(
     [
         "a",
@@ -181,7 +154,6 @@ _INLINE = "\ue001"  # an inline tag's place, so that no entity is read across it
 # pattern that matched every single space would rewrite most of the text, space by space
 # (4 times slower on a typical story).
 _HSPACE = re.compile(r"[^\S\n]{2,}|[^\S \n]")
-_NEWLINES = re.compile(r" \n[ \n]*|\n[ \n]+")  # a newline with spaces or newlines around
 # Invisible characters with no meaning in plain text (ZWJ/ZWNJ are kept: scripts need them),
 # and C0/C1 controls other than tab/newline.
 _INVISIBLE = re.compile(r"[\u200b\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -202,9 +174,9 @@ def tidy(text: str) -> str:
     # instead of a per-character test of a whitespace class (6 of 9 us on a summary).
     if "  " in text or _ODD_SPACE.search(text):
         text = _HSPACE.sub(" ", text)
-    if " \n" in text or "\n " in text or "\n\n" in text:
-        text = _NEWLINES.sub("\n", text)
-    return text.strip()
+    # Now every space is single: a line is what lies between newlines, stripped; blank ones go
+    # (the split and join cost a sixth of a regex over the newlines).
+    return "\n".join(line for part in text.split("\n") if (line := part.strip()))
 
 
 def cut_html(html: str, chars: int, tags: int) -> str:
@@ -242,11 +214,7 @@ def html_to_text(html: str) -> str:
         text = _parsed_text(html)
     # In HTML a newline in the source is a space; only the elements above break lines.
     text = " ".join(text.split()).replace(_BREAK, "\n")  # (split: 4 times the regex's speed)
-    unescaped = _unescape_leftovers(text)
-    if unescaped is text and not _INVISIBLE.search(text):
-        # Words and single spaces between line breaks: tidy would only join the breaks.
-        return "\n".join(line for part in text.split("\n") if (line := part.strip()))[:MAX_TEXT]
-    return tidy(unescaped)[:MAX_TEXT]
+    return tidy(_unescape_leftovers(text))[:MAX_TEXT]
 
 
 def _simple_text(html: str) -> str | None:
