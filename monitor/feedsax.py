@@ -23,7 +23,6 @@ from typing import Any
 from xml.sax.expatreader import ExpatParser
 
 import feedparser.api
-import feedparser.exceptions
 import feedparser.mixin
 import feedparser.parsers.strict
 
@@ -58,41 +57,31 @@ def _expat_prefix(parser: Any, namespace: str) -> str | None:
     return None
 
 
-def _start_name(parser: Any, name: tuple[Any, Any], qname: Any) -> tuple[str, str | None]:
+def _start_name(parser: Any, name: tuple[Any, ...]) -> tuple[str, str | None]:
     """(the element's name, the xmlns attribute feedparser adds to it, if any): what
-    feedparser's startElementNS works out."""
+    feedparser's startElementNS works out for expat, which gives it no qualified name (so
+    neither a given prefix nor an undeclared one: the prefix comes from the namespace)."""
     namespace, localname = name
     lowernamespace = str(namespace or "").lower()
     if "backend.userland.com/rss" in lowernamespace:
         namespace = lowernamespace = _USERLAND
-    givenprefix = qname.split(":")[0] if qname and qname.find(":") > 0 else None
-    prefix = parser._matchnamespaces.get(lowernamespace, givenprefix)
-    if (
-        givenprefix
-        and (prefix is None or (prefix == "" and lowernamespace == ""))
-        and givenprefix not in parser.namespaces_in_use
-    ):
-        raise feedparser.exceptions.UndeclaredNamespace(
-            f"'{givenprefix}' is not associated with a namespace"
-        )
+    prefix = parser._matchnamespaces.get(lowernamespace)
     localname = str(localname).lower()
     xmlns = namespace if (localname, namespace) in _XMLNS_OF else None
     if prefix:
         localname = prefix.lower() + ":" + localname
-    elif namespace and not qname and (found := _expat_prefix(parser, namespace)):
+    elif namespace and (found := _expat_prefix(parser, namespace)):
         localname = found + ":" + localname
     return localname.lower(), xmlns
 
 
-def _end_name(parser: Any, name: tuple[Any, Any], qname: Any) -> str:
-    """What feedparser's endElementNS works out."""
+def _end_name(parser: Any, name: tuple[Any, ...]) -> str:
+    """What feedparser's endElementNS works out (no qualified name either)."""
     namespace, localname = name
-    lowernamespace = str(namespace or "").lower()
-    givenprefix = qname.split(":")[0] if qname and qname.find(":") > 0 else ""
-    prefix = parser._matchnamespaces.get(lowernamespace, givenprefix)
+    prefix = parser._matchnamespaces.get(str(namespace or "").lower())
     if prefix:
         localname = prefix + ":" + localname
-    elif namespace and not qname and (found := _expat_prefix(parser, namespace)):
+    elif namespace and (found := _expat_prefix(parser, namespace)):
         localname = found + ":" + localname
     return str(localname).lower()
 
@@ -127,7 +116,7 @@ def _start(parser: Any, name: str, attrs: dict[str, str]) -> None:
     starts = _cache(parser, "_feedsax_start")
     named = starts.get(name)
     if named is None:
-        named = starts[name] = _start_name(parser, _pair(name), None)
+        named = starts[name] = _start_name(parser, _pair(name))
     localname, xmlns = named
     attrs_d, parser.decls = parser.decls, {}
     if xmlns:
@@ -168,7 +157,7 @@ def _end(parser: Any, name: str) -> None:
     ends = _cache(parser, "_feedsax_end")
     localname = ends.get(name)
     if localname is None:
-        localname = ends[name] = _end_name(parser, _pair(name), None)
+        localname = ends[name] = _end_name(parser, _pair(name))
     parser.unknown_endtag(localname)
 
 
