@@ -35,19 +35,24 @@ def due_deliveries(session: Session, now: dt.datetime, limit: int = 100) -> list
 def mark_sent(
     session: Session, delivery_ids: Sequence[int], now: dt.datetime, *, digest_id: str | None = None
 ) -> None:
-    """These deliveries were sent (one UPDATE per 500: a digest settles hundreds at once)."""
+    """These deliveries were sent (a digest settles hundreds at once)."""
+    _update(
+        session,
+        delivery_ids,
+        status="sent",
+        sent_at=now,
+        last_error=None,
+        next_attempt_at=None,
+        digest_id=digest_id,
+        claimed_by=None,
+    )
+
+
+def _update(session: Session, delivery_ids: Sequence[int], **values: object) -> None:
+    """The same values on these deliveries: one UPDATE per 500 ids."""
     for part in chunks(list(delivery_ids)):
         session.execute(
-            sa.update(Delivery)
-            .where(col(Delivery.id).in_(list(part)))
-            .values(
-                status="sent",
-                sent_at=now,
-                last_error=None,
-                next_attempt_at=None,
-                digest_id=digest_id,
-                claimed_by=None,
-            )
+            sa.update(Delivery).where(col(Delivery.id).in_(list(part))).values(**values)
         )
 
 
@@ -95,10 +100,7 @@ def mark_failed(
     }
     if next_attempt is None:
         values["status"] = "dead"
-    for part in chunks(list(delivery_ids)):
-        session.execute(
-            sa.update(Delivery).where(col(Delivery.id).in_(list(part))).values(**values)
-        )
+    _update(session, delivery_ids, **values)
 
 
 def release_deliveries(
