@@ -33,7 +33,6 @@ _XMLNS_OF = {
     ("math", "http://www.w3.org/1998/Math/MathML"),
     ("svg", "http://www.w3.org/2000/svg"),
 }
-_CACHES = ("_feedsax_start", "_feedsax_end", "_feedsax_attrs", "_feedsax_keys")
 _DRIVERS = feedparser.api.PREFERRED_XML_PARSERS  # the list feedparser hands make_parser
 _ME = __name__
 
@@ -105,46 +104,56 @@ def _attr_key(parser: Any, pair: tuple[Any, ...]) -> str:
     return str(local).lower()
 
 
-def _cache(parser: Any, key: str) -> dict[Any, Any]:
-    cache = parser.__dict__.get(key)
-    if cache is None:
-        cache = parser.__dict__[key] = {}
-    return cache
+class _Names:
+    """One document's names, each computed once: elements' at their start and end tags, and
+    attributes' (pair and qualified name by expat's name; feedparser's key by pair). Emptied
+    whenever the document declares a namespace."""
+
+    __slots__ = ("attrs", "ends", "keys", "starts")
+
+    def __init__(self) -> None:
+        self.starts: dict[str, tuple[str, str | None]] = {}
+        self.ends: dict[str, str] = {}
+        self.attrs: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self.keys: dict[tuple[Any, ...], str] = {}
+
+    def clear(self) -> None:
+        for cache in (self.starts, self.ends, self.attrs, self.keys):
+            cache.clear()
 
 
-def _start(parser: Any, name: str, attrs: dict[str, str]) -> None:
-    starts = _cache(parser, "_feedsax_start")
-    named = starts.get(name)
+def _start(parser: Any, names: _Names, name: str, attrs: dict[str, str]) -> None:
+    named = names.starts.get(name)
     if named is None:
-        named = starts[name] = _start_name(parser, _pair(name))
+        named = names.starts[name] = _start_name(parser, _pair(name))
     localname, xmlns = named
     attrs_d, parser.decls = parser.decls, {}
     if xmlns:
         attrs_d["xmlns"] = xmlns
     if attrs:
-        _add_attributes(parser, attrs, attrs_d)
+        _add_attributes(parser, names, attrs, attrs_d)
     parser.unknown_starttag(localname, list(attrs_d.items()))
 
 
-def _add_attributes(parser: Any, attrs: dict[str, str], attrs_d: dict[str, Any]) -> None:
+def _add_attributes(
+    parser: Any, names: _Names, attrs: dict[str, str], attrs_d: dict[str, Any]
+) -> None:
     """What the stdlib's AttributesNSImpl and feedparser's two loops over it put in the
     attribute dict: by (uri, local) pair, a later attribute of the same pair replacing the
     value; then by qualified name, each one's value that of its first pair."""
-    names = _cache(parser, "_feedsax_attrs")
     values: dict[tuple[Any, ...], str] = {}
     qnames: dict[tuple[Any, ...], str] = {}
     for aname, value in attrs.items():
-        named = names.get(aname)
+        named = names.attrs.get(aname)
         if named is None:
-            named = names[aname] = _attr_name(aname)
+            named = names.attrs[aname] = _attr_name(aname)
         pair, qname = named
         values[pair] = value
         qnames[pair] = qname
-    keys = _cache(parser, "_feedsax_keys")
     for pair, value in values.items():
-        key = keys.get(pair)
+        key = names.keys.get(pair)
         if key is None:
-            key = keys[pair] = _attr_key(parser, pair)
+            key = names.keys[pair] = _attr_key(parser, pair)
         attrs_d[key] = value
     first: dict[str, str] = {}
     for pair, qname in qnames.items():
@@ -153,11 +162,10 @@ def _add_attributes(parser: Any, attrs: dict[str, str], attrs_d: dict[str, Any])
         attrs_d[str(qname).lower()] = first[qname]
 
 
-def _end(parser: Any, name: str) -> None:
-    ends = _cache(parser, "_feedsax_end")
-    localname = ends.get(name)
+def _end(parser: Any, names: _Names, name: str) -> None:
+    localname = names.ends.get(name)
     if localname is None:
-        localname = ends[name] = _end_name(parser, _pair(name))
+        localname = names.ends[name] = _end_name(parser, _pair(name))
     parser.unknown_endtag(localname)
 
 
@@ -170,8 +178,9 @@ class Reader(ExpatParser):
         # The stdlib's reader keeps these undeclared (typeshed does not know them).
         handler, expat = getattr(self, "_cont_handler"), getattr(self, "_parser")  # noqa: B009
         if getattr(self, "_namespaces") and isinstance(handler, _Strict):  # noqa: B009
-            expat.StartElementHandler = lambda name, attrs: _start(handler, name, attrs)
-            expat.EndElementHandler = lambda name: _end(handler, name)
+            names = handler.__dict__["_feedsax"] = _Names()  # for _track_namespace to empty
+            expat.StartElementHandler = lambda name, attrs: _start(handler, names, name, attrs)
+            expat.EndElementHandler = lambda name: _end(handler, names, name)
 
 
 def create_parser(*args: Any, **kwargs: Any) -> Reader:
@@ -184,9 +193,9 @@ _shipped_characters = _Strict.__dict__["characters"]
 
 
 def _track_namespace(self: Any, prefix: Any, uri: Any) -> None:
-    # A new namespace can change any element's name: the caches start again.
-    for key in _CACHES:
-        self.__dict__.pop(key, None)
+    # A new namespace can change any element's name: the document's names start again.
+    if (names := self.__dict__.get("_feedsax")) is not None:
+        names.clear()
     _shipped_track_namespace(self, prefix, uri)
 
 
