@@ -109,9 +109,7 @@ _URL_SHIPPED = {
     name: getattr(feedparser.urls, name) for name in ("_urljoin", "make_safe_absolute_uri")
 }
 _URL_LIMIT = 2048  # characters of both arguments together
-
-
-_URL_ENTRIES = 4096
+_URL_ENTRIES = 4096  # joins kept; then the memo starts again
 
 
 def _memoized(fn: Callable[..., str]) -> Callable[..., str]:
