@@ -26,6 +26,9 @@ class Route:
     endless: bool = False  # the body, then zeros for ever (no Content-Length)
     pause: float = 0.0  # seconds before answering (a slow page, to see requests overlap)
     headers: dict[str, str] = field(default_factory=dict)
+    # Held until set (at most 30 s): requests pile up at the server, so a test can see who
+    # asked before anyone is answered. Arrivals are in FeedServer.arrived.
+    gate: threading.Event | None = None
 
 
 @dataclass
@@ -45,6 +48,7 @@ class FeedServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        self.arrived: list[dict[str, str]] = []  # the headers of each request, as it arrives
         self.serving = 0  # requests being answered now
         self.peak = 0  # the most answered at once
         self._lock = threading.Lock()
@@ -95,6 +99,10 @@ class FeedServer:
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         route = self.routes.get(h.path.split("?", 1)[0])
         headers = {k.lower(): v for k, v in h.headers.items()}
+        with self._lock:
+            self.arrived.append(headers)
+        if route is not None and route.gate is not None:
+            route.gate.wait(30)
         if route is not None and route.delay:
             time.sleep(route.delay)
         status = 404 if route is None else route.status

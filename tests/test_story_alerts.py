@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -201,18 +202,21 @@ def test_copies_polled_by_two_workers_on_postgresql_alert_once(tmp_path: Path, p
     headline, body = STORIES["launch"]
     variants = list(copies("launch", headline, body).values())
     names = [f"wire-{i:02d}" for i in range(12)]
+    both_asked = threading.Event()
     with FeedServer() as server, WebhookReceiver(secret=SECRET) as hook:
         for i, name in enumerate(names):
             t, b, u = variants[i % len(variants)]
-            # A busy server (0.5 s a response) and two fetches at a time per worker: neither
-            # worker can take every feed before the other has started.
+            # The server answers no one until both workers have asked (two fetches at a time
+            # each), then is busy (0.5 s a response): neither worker can take every feed, however
+            # slowly the other starts.
             entry = (f"{name}:1", t, b, f"{u}/{name}")
-            server.routes[f"/{name}.xml"] = Route(rss([entry]), delay=0.5)
+            server.routes[f"/{name}.xml"] = Route(rss([entry]), delay=0.5, gate=both_asked)
         (tmp_path / "watchlist.yaml").write_text("rules:\n  - {id: dprk, query: 'North Korea'}\n")
         feeds = "".join(
             f"  - {{id: {n}, url: '{server.url(f'/{n}.xml')}', backfill: true}}\n" for n in names
         )
         daemons = []
+        agents_of_both = {"story-test/w1", "story-test/w2"}
         for w in ("w1", "w2"):
             config = tmp_path / f"{w}.yaml"
             config.write_text(
@@ -226,6 +230,10 @@ def test_copies_polled_by_two_workers_on_postgresql_alert_once(tmp_path: Path, p
             daemons.append(Daemon(config))
         try:
             deadline = time.monotonic() + 60
+            while {h.get("user-agent") for h in server.arrived} != agents_of_both:
+                assert time.monotonic() < deadline, {h.get("user-agent") for h in server.arrived}
+                time.sleep(0.05)
+            both_asked.set()
             while {r.path for r in server.requests} != {f"/{n}.xml" for n in names}:
                 assert time.monotonic() < deadline, sorted({r.path for r in server.requests})
                 time.sleep(0.05)
@@ -252,7 +260,7 @@ def test_copies_polled_by_two_workers_on_postgresql_alert_once(tmp_path: Path, p
             assert {alert.item_id} | {i.id for i in stored} == {i.id for i in stored}
             assert len(alert.also_reported_by) == len(names) - 1
             agents = {r.headers.get("user-agent") for r in server.requests}
-            assert agents == {"story-test/w1", "story-test/w2"}, agents  # both polled
+            assert agents == agents_of_both, agents  # both polled
             hook.wait_for(1, timeout=20)
         finally:
             for d in daemons:
