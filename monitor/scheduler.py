@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.engine import Engine
 
-from monitor import activation, db, delivery, health, logs, pipeline, schema
+from monitor import activation, db, delivery, gcpolicy, health, logs, pipeline, schema
 from monitor.alert import Notifier
 from monitor.alert.apprise import AppriseNotifier, apprise_secrets
 from monitor.alert.email import EmailNotifier
@@ -208,6 +208,7 @@ def build(settings: Settings, rules: Watchlist, *, activate: bool = True) -> Run
     if activate:
         activation.activate(ctx, rules)
     outbox = delivery.Outbox(engine, routes, worker=worker)
+    gcpolicy.settle()  # what start-up made lives as long as the process: not collected again
     return Runtime(settings, engine, ctx, outbox, live, notifiers)
 
 

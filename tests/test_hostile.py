@@ -38,7 +38,7 @@ TREE_LIMIT_MB = 300
 POLICY = (
     "import monitor.netguard as g; real = g.address_allowed; "
     "g.address_allowed = lambda ip: ip == '127.0.0.1' or real(ip); "
-    "from monitor.cli import main; main()"
+    "from monitor.entry import main; main()"
 )
 
 
