@@ -124,13 +124,14 @@ class Runtime:
 
     async def start_workers(self) -> None:
         """The parse workers (a pool of processes): after build, inside the event loop. The
-        processes start at the first parse (WorkerPool.start)."""
+        processes start in the background (from the forkserver `workers.prestart` launched)."""
         poll = self.settings.poll
         pool = WorkerPool(
             poll.workers or max(2, os.cpu_count() or 1),
             memory_mb=poll.parse_memory // 1_000_000,
             cpu_seconds=poll.parse_timeout.total_seconds(),
         )
+        pool.start_soon()
         self.ctx.workers = pool
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from monitor import db, scheduler, schema
+from monitor import db, scheduler, schema, workers
 from monitor.cli.base import Env, cli, err, out, pass_env
 
 
@@ -16,6 +16,7 @@ from monitor.cli.base import Env, cli, err, out, pass_env
 @pass_env
 def run(env: Env) -> None:
     """The daemon: poll, match and deliver until SIGTERM or SIGINT."""
+    workers.prestart()  # its imports overlap the configuration's load
     settings, rules = env.settings, env.rules()
 
     async def main() -> None:
@@ -31,6 +32,7 @@ def run(env: Env) -> None:
 @pass_env
 def once(env: Env, everything: bool) -> None:
     """One cycle over every due feed: fetch, match, deliver, exit."""
+    workers.prestart()  # its imports overlap the configuration's load
     settings, rules = env.settings, env.rules()
     total = len(settings.feeds)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
