@@ -109,8 +109,8 @@ async def poll(
 
     Feeds are claimed in batches, only as many as the fetcher can start at once and only for
     hosts with a free slot, so that a claimed feed is fetched at once and its lease (a little
-    more than one fetch and parse) never runs out while it waits. Whenever a poll finishes,
-    its place goes to the next due feed.
+    more than one fetch and parse) never runs out while it waits; at most IN_FLIGHT polls a
+    fetch slot are under way. Whenever a poll finishes, its place goes to the next due feed.
     """
     report = CycleReport()
     polled: set[str] = set()  # this cycle's feeds: never claimed twice in one cycle
@@ -137,7 +137,7 @@ async def _cycle(
     # Claim in batches of a quarter of the fetch slots or more, not one feed per finished poll.
     worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
     while True:
-        room = concurrency - len(running)
+        room = IN_FLIGHT * concurrency - len(running)
         if ctx.stopping.is_set():
             room = 0  # the daemon is stopping: finish what runs, claim nothing more
             if not running:
@@ -163,6 +163,13 @@ async def _cycle(
 
 
 CLAIM_BATCH = 100  # feeds claimed in one transaction, at most
+# Polls under way, per fetch slot. A poll keeps its place until its feed is stored, and the
+# writer takes feeds in batches: with one poll a slot, the slots filled with polls waiting
+# for a batch, no fetch started meanwhile, and the parse workers starved (idle 2.3-3.1 s
+# each in a 2,000-feed cycle 1; 0.6-0.9 s with two a slot; docs/design.md). The fetches
+# themselves stay within the slots: a feed is claimed only when its fetch can start at once
+# (Fetcher.admission), and the extra polls are past their fetch.
+IN_FLIGHT = 2
 
 
 def _claim(ctx: Context, limit: int, polled: set[str], everything: bool) -> list[store.FeedClaim]:

@@ -15,10 +15,14 @@ cores work, and one hostile feed can neither stall nor take down the daemon.
   the job's allowance, so the kernel stops a runaway job with SIGXCPU even while a regex in C
   holds the GIL. A wall deadline in the parent catches a worker that hangs without using CPU.
 - **Deaths** (the CPU deadline, the wall deadline, a segfault, an exit) fail only that job,
-  with the reason (`WorkerFailed`); the worker is replaced in the background. An exception the
-  job raises (ParseError) comes back as it is, and the worker is kept.
-- One socket pair per worker, the parent's end an asyncio stream: waiting never blocks the
-  event loop, and there are no pool threads. Frames: 8-byte length, then a pickle.
+  with the reason (`WorkerFailed`); the worker is replaced in the background, and a job that
+  was queued behind it is sent to another worker. An exception the job raises (ParseError)
+  comes back as it is, and the worker is kept.
+- **Two jobs a worker** (`DEPTH`): the next waits in its socket, so it starts as soon as
+  the last reply is sent. The wall deadline runs from a job's start, not its queueing.
+- One socket pair per worker, the parent's end an asyncio stream read by a task of its own:
+  waiting never blocks the event loop, and there are no pool threads. Frames: 8-byte
+  length, then a pickle.
 - **Shared** arguments (the compiled watchlist) go to each worker once per version, not with
   every job: the worker keeps the last version of each by name.
 Rejected (docs/design.md): ProcessPoolExecutor (one dead worker breaks the pool for every later
@@ -29,6 +33,7 @@ its SIGTERM grace; a worker is reused after a MemoryError).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import multiprocessing
@@ -138,6 +143,24 @@ def _worker(sock: socket.socket, memory: int) -> None:
 
 # --- the pool --------------------------------------------------------------------------------
 
+# Jobs in a worker's socket at once: the one it runs and one behind it, so that it starts the
+# next the moment it has sent a reply instead of waiting for the daemon's process (whose
+# event loop and writer share one GIL) to read that reply and send another. Without it the
+# workers waited for their next job in about a tenth of their samples (py-spy, cycle 1).
+DEPTH = 2
+
+
+class _Resend(Exception):
+    """The job was queued behind one that broke its worker: it never ran; send it again."""
+
+
+@dataclass(eq=False)
+class _Job:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    reply: asyncio.Future[tuple[str, Any]]
+
 
 @dataclass(eq=False)
 class _Worker:
@@ -145,21 +168,27 @@ class _Worker:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     holds: dict[str, str] = field(default_factory=dict)  # Shared name -> version it has
+    pending: collections.deque[_Job] = field(default_factory=collections.deque)  # sent, in order
+    head_since: float = 0.0  # loop time at which pending[0] started: its wall deadline's start
+    alive: bool = True
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def frame(self, fn: Callable[..., Any], args: Any, kwargs: Any, cpu: float) -> bytes:
         """The job's frame, Shared arguments in it only if this worker lacks their version
-        (it holds them once the frame is written)."""
-        args = [self._share(a) for a in args]
-        kwargs = {k: self._share(v) for k, v in kwargs.items()}
+        (it holds them once the frame is written: it reads its frames in order)."""
+        sending: dict[str, str] = {}
+        args = [self._share(a, sending) for a in args]
+        kwargs = {k: self._share(v, sending) for k, v in kwargs.items()}
         payload = pickle.dumps((fn, args, kwargs, cpu), pickle.HIGHEST_PROTOCOL)
+        self.holds.update(sending)  # only once the frame exists (an argument may not pickle)
         return _HEADER.pack(len(payload)) + payload
 
-    def _share(self, arg: Any) -> Any:
+    def _share(self, arg: Any, sending: dict[str, str]) -> Any:
         if not isinstance(arg, Shared):
             return arg
         if self.holds.get(arg.name) == arg.version:
             return Shared(arg.name, arg.version, sent=False)
-        self.holds[arg.name] = arg.version
+        sending[arg.name] = arg.version
         return arg
 
 
@@ -176,7 +205,8 @@ def describe_exit(code: int | None, cpu_seconds: float) -> str:
 
 
 class WorkerPool:
-    """`size` worker processes; `run` waits for a free one (a queue, never a thread)."""
+    """`size` worker processes, DEPTH jobs each at most; `run` waits for room in one (a
+    queue, never a thread). Each worker's replies are read by a task of its own, in order."""
 
     def __init__(
         self,
@@ -191,16 +221,19 @@ class WorkerPool:
         self.memory_mb = memory_mb
         self.cpu_seconds = cpu_seconds
         # A CPU second can take several of wall on a shared machine; the wall deadline is a
-        # backstop for a worker that hangs without using CPU, not the deadline of record.
+        # backstop for a worker that hangs without using CPU, not the deadline of record. It
+        # runs from the moment the job starts, not from when it was queued behind another.
         self.wall_seconds = wall_seconds or max(60.0, 6 * cpu_seconds)
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(PRELOAD)
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._room: asyncio.Queue[_Worker] = asyncio.Queue()  # a worker once per free place
         self._workers: set[_Worker] = set()
-        self._background: set[asyncio.Task[None]] = set()
+        self._readers: set[asyncio.Task[None]] = set()  # one a worker
+        self._replacing: set[asyncio.Task[None]] = set()
         self.replaced = 0  # workers replaced after a breach or a death
         self._starting: asyncio.Future[None] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Start the workers (once; `run` calls it too, and waits for them)."""
@@ -216,7 +249,7 @@ class WorkerPool:
 
     async def _start(self) -> None:
         for w in await asyncio.gather(*(self._spawn() for _ in range(self.size))):
-            self._idle.put_nowait(w)
+            self._serve(w)
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -230,47 +263,104 @@ class WorkerPool:
         self._workers.add(worker)
         return worker
 
+    def _serve(self, worker: _Worker) -> None:
+        """The worker's places in the queue, and the task that reads its replies (its own:
+        it survives any caller's cancellation)."""
+        for _ in range(DEPTH):
+            self._room.put_nowait(worker)
+        task = asyncio.get_running_loop().create_task(self._read_replies(worker))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """fn(*args, **kwargs) in a worker; WorkerFailed on a breach or a death, else what
-        fn returned or raised."""
+        fn returned or raised. A job queued behind one that broke its worker is sent to
+        another: only the job that was running fails."""
         await self.start()
-        worker = await self._idle.get()
-        keep = False
-        try:
-            worker.writer.write(worker.frame(fn, args, kwargs, self.cpu_seconds))
+        loop = asyncio.get_running_loop()
+        while True:
+            worker = await self._room.get()
+            if not worker.alive:
+                continue  # a dead worker's place: its replacement brings its own
             try:
-                async with asyncio.timeout(self.wall_seconds):
-                    await worker.writer.drain()
+                frame = worker.frame(fn, args, kwargs, self.cpu_seconds)
+            except BaseException:
+                self._room.put_nowait(worker)
+                raise
+            job = _Job(fn, args, kwargs, loop.create_future())
+            if not worker.pending:
+                worker.head_since = loop.time()
+            worker.pending.append(job)
+            worker.arrived.set()
+            worker.writer.write(frame)
+            try:
+                with contextlib.suppress(ConnectionError):
+                    await worker.writer.drain()  # a dead worker's reader fails or resends it
+                status, value = await job.reply
+            except _Resend:
+                continue
+            except BaseException:
+                job.reply.cancel()  # a cancelled caller: its reply is dropped when it comes
+                raise
+            if status == "error":
+                raise value
+            return value
+
+    async def _read_replies(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        failure: WorkerFailed | None = None
+        while failure is None:
+            if not worker.pending:
+                worker.arrived.clear()
+                await worker.arrived.wait()
+                continue
+            try:
+                left = worker.head_since + self.wall_seconds - loop.time()
+                async with asyncio.timeout(max(left, 0.001)):
                     (n,) = _HEADER.unpack(await worker.reader.readexactly(_HEADER.size))
                     if n > _MAX_REPLY:
                         raise WorkerFailed(f"the worker sent a {n}-byte reply")
                     status, value = pickle.loads(await worker.reader.readexactly(n))
             except TimeoutError:
-                raise WorkerFailed(f"exceeded its {self.wall_seconds:g} s wall deadline") from None
+                failure = WorkerFailed(f"exceeded its {self.wall_seconds:g} s wall deadline")
             except (asyncio.IncompleteReadError, ConnectionError):
                 code = await asyncio.to_thread(_join, worker.process, 2.0)
-                raise WorkerFailed(describe_exit(code, self.cpu_seconds)) from None
-            if status == "memory":
-                raise WorkerFailed(f"exceeded its memory limit ({self.memory_mb} MB)")
-            keep = True
-            if status == "error":
-                raise value
-            return value
-        finally:
-            if keep:
-                self._idle.put_nowait(worker)
-            else:  # its own task: it survives the caller being cancelled
-                task = asyncio.get_running_loop().create_task(self._replace(worker))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                failure = WorkerFailed(describe_exit(code, self.cpu_seconds))
+            except WorkerFailed as exc:
+                failure = exc
+            else:
+                if status == "memory":  # the worker exits after saying so
+                    failure = WorkerFailed(f"exceeded its memory limit ({self.memory_mb} MB)")
+                    continue
+                job = worker.pending.popleft()
+                worker.head_since = loop.time()
+                if not job.reply.done():  # not given up by a cancelled caller
+                    job.reply.set_result((status, value))
+                self._room.put_nowait(worker)
+        worker.alive = False
+        head, *behind = worker.pending
+        worker.pending.clear()
+        if not head.reply.done():
+            head.reply.set_exception(failure)
+        for job in behind:
+            if not job.reply.done():
+                job.reply.set_exception(_Resend())
+        task = asyncio.get_running_loop().create_task(self._replace(worker))
+        self._replacing.add(task)  # close() waits for it: a fork is not cut off halfway
+        task.add_done_callback(self._replacing.discard)
 
     async def _replace(self, worker: _Worker) -> None:
         await self._retire(worker)
+        if self._closing:
+            return
         self.replaced += 1
         log.warning("worker_replaced", replaced=self.replaced)
-        self._idle.put_nowait(await self._spawn())
+        new = await self._spawn()
+        if not self._closing:  # else close() retires it with the others
+            self._serve(new)
 
     async def _retire(self, worker: _Worker) -> None:
+        worker.alive = False
         self._workers.discard(worker)
         if worker.process.is_alive() and worker.process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -279,13 +369,22 @@ class WorkerPool:
         worker.writer.close()
 
     async def close(self) -> None:
+        self._closing = True
         if self._starting is not None and not self._starting.done():
             with contextlib.suppress(Exception):
                 await self._starting
-        for task in list(self._background):
+        for task in list(self._replacing):
             with contextlib.suppress(Exception):
                 await task
+        for task in list(self._readers):
+            task.cancel()
+        for task in list(self._readers):
+            with contextlib.suppress(BaseException):
+                await task
         for worker in list(self._workers):
+            for job in worker.pending:
+                if not job.reply.done():
+                    job.reply.set_exception(WorkerFailed("the worker pool closed"))
             await self._retire(worker)
 
     def pids(self) -> list[int]:

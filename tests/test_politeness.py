@@ -89,3 +89,30 @@ async def test_a_byte_identical_body_is_not_parsed_again(
         assert third.items == 1 and third.changed == 1
     finally:
         await rt.aclose()
+
+
+async def test_fetches_in_flight_stay_within_poll_concurrency(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """More polls than fetch slots are under way (pipeline.IN_FLIGHT: the later ones parse
+    and wait for the writer), but never more fetches than `poll.concurrency`."""
+    feeds = [f"g{i}" for i in range(12)]
+    for f in feeds:
+        body = FEED.replace(b"<guid>a</guid>", f"<guid>{f}</guid>".encode())
+        feed_server.routes[f"/{f}"] = Route(body, delay=0.2)  # busy: the fetches overlap
+    (tmp_path / "w.yaml").write_text("rules: []\n")
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
+        "poll: {allow_private_networks: true, jitter: 0s, interval: 1m, concurrency: 3,"
+        " per_host: 3}\nfeeds:\n"
+        + "".join(f"  - {{id: {f}, url: '{feed_server.url('/' + f)}'}}\n" for f in feeds)
+    )
+    settings = load_settings(config)
+    rt = scheduler.build(settings, load_rules(settings))
+    try:
+        report = await pipeline.poll(rt.ctx, everything=True)
+    finally:
+        await rt.aclose()
+    assert sorted(o.feed_id for o in report.feeds if o.ok) == sorted(feeds)
+    assert feed_server.peak == 3  # the slots were used, and not passed

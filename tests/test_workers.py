@@ -4,8 +4,10 @@ the worker is replaced; shared arguments reach each worker once per version."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,6 +52,11 @@ def hoards() -> bytes:
 
 def crashes() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def naps(seconds: float) -> int:
+    time.sleep(seconds)  # a job that takes wall time without CPU (a hung worker, when long)
+    return os.getpid()
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -107,8 +114,40 @@ async def test_a_shared_argument_goes_to_a_worker_once_per_version(pool: WorkerP
     assert received == 1
 
 
+async def test_a_job_queued_behind_a_breach_runs_on_the_replacement(pool: WorkerPool) -> None:
+    """One worker holds DEPTH jobs: the one behind a job that kills it never ran, so it is
+    sent to the replacement instead of failing with it."""
+    before, _ = await pool.run(whoami)
+    breach, behind = await asyncio.gather(pool.run(spins), pool.run(whoami), return_exceptions=True)
+    assert isinstance(breach, WorkerFailed) and "CPU deadline" in breach.reason
+    assert isinstance(behind, tuple) and behind[0] != before and pool.replaced == 1
+
+
+async def test_the_wall_deadline_runs_from_a_jobs_start_not_from_its_queueing() -> None:
+    p = WorkerPool(size=1, memory_mb=256, cpu_seconds=5.0, wall_seconds=1.5)
+    try:
+        # 0.8 s each, one behind the other: the second ends 1.6 s after it was sent.
+        first, second = await asyncio.gather(p.run(naps, 0.8), p.run(naps, 0.8))
+        assert first == second and p.replaced == 0
+        hung, behind = await asyncio.gather(p.run(naps, 30), p.run(naps, 0), return_exceptions=True)
+        assert isinstance(hung, WorkerFailed)
+        assert hung.reason == "exceeded its 1.5 s wall deadline"
+        assert behind != first and p.replaced == 1  # sent again, to the replacement
+    finally:
+        await p.close()
+
+
+async def test_a_cancelled_caller_leaves_the_worker_working(pool: WorkerPool) -> None:
+    pid, _ = await pool.run(whoami)
+    waiting = asyncio.ensure_future(pool.run(naps, 0.3))
+    while not any(w.pending for w in pool._workers):  # sent
+        await asyncio.sleep(0)
+    waiting.cancel()
+    assert (await pool.run(whoami))[0] == pid and pool.replaced == 0
+
+
 async def test_the_workers_start_at_the_first_job_not_before() -> None:
-    """A cycle with nothing to parse (every feed 304) never starts the processes."""
+    """A pool starts its processes at its first job (or `start_soon`), not when made."""
     p = WorkerPool(size=2, memory_mb=256, cpu_seconds=1.0)
     try:
         assert p.pids() == []
