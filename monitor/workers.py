@@ -154,6 +154,13 @@ class _Resend(Exception):
     """The job was queued behind one that broke its worker: it never ran; send it again."""
 
 
+class _Closed:
+    """Put in the queue of places by close(): whoever waits for a place learns the pool is
+    closed, and passes it on to the next."""
+
+    alive = False
+
+
 @dataclass(eq=False)
 class _Job:
     fn: Callable[..., Any]
@@ -276,11 +283,16 @@ class WorkerPool:
         """fn(*args, **kwargs) in a worker; WorkerFailed on a breach or a death, else what
         fn returned or raised. A job queued behind one that broke its worker is sent to
         another: only the job that was running fails."""
+        if self._closing:
+            raise WorkerFailed("the worker pool is closed")
         await self.start()
         loop = asyncio.get_running_loop()
         while True:
             worker = await self._room.get()
             if not worker.alive:
+                if isinstance(worker, _Closed):
+                    self._room.put_nowait(worker)
+                    raise WorkerFailed("the worker pool is closed")
                 continue  # a dead worker's place: its replacement brings its own
             try:
                 frame = worker.frame(fn, args, kwargs, self.cpu_seconds)
@@ -320,14 +332,19 @@ class WorkerPool:
                     (n,) = _HEADER.unpack(await worker.reader.readexactly(_HEADER.size))
                     if n > _MAX_REPLY:
                         raise WorkerFailed(f"the worker sent a {n}-byte reply")
-                    status, value = pickle.loads(await worker.reader.readexactly(n))
+                    body = await worker.reader.readexactly(n)
+                status, value = pickle.loads(body)
             except TimeoutError:
                 failure = WorkerFailed(f"exceeded its {self.wall_seconds:g} s wall deadline")
             except (asyncio.IncompleteReadError, ConnectionError):
+                worker.alive = False  # no more jobs for it while it is reaped
                 code = await asyncio.to_thread(_join, worker.process, 2.0)
                 failure = WorkerFailed(describe_exit(code, self.cpu_seconds))
             except WorkerFailed as exc:
                 failure = exc
+            except Exception as exc:  # a reply that does not unpickle (an odd exception)
+                # Never let this task die: its worker's jobs would wait for ever.
+                failure = WorkerFailed(f"the worker's reply could not be read ({exc!r})")
             else:
                 if status == "memory":  # the worker exits after saying so
                     failure = WorkerFailed(f"exceeded its memory limit ({self.memory_mb} MB)")
@@ -338,7 +355,7 @@ class WorkerPool:
                     job.reply.set_result((status, value))
                 self._room.put_nowait(worker)
         worker.alive = False
-        head, *behind = worker.pending
+        head, *behind = worker.pending  # not empty: a failure comes only from reading a reply
         worker.pending.clear()
         if not head.reply.done():
             head.reply.set_exception(failure)
@@ -373,9 +390,7 @@ class WorkerPool:
         if self._starting is not None and not self._starting.done():
             with contextlib.suppress(Exception):
                 await self._starting
-        for task in list(self._replacing):
-            with contextlib.suppress(Exception):
-                await task
+        await asyncio.gather(*self._replacing, return_exceptions=True)
         for task in list(self._readers):
             task.cancel()
         for task in list(self._readers):
@@ -384,8 +399,11 @@ class WorkerPool:
         for worker in list(self._workers):
             for job in worker.pending:
                 if not job.reply.done():
-                    job.reply.set_exception(WorkerFailed("the worker pool closed"))
+                    job.reply.set_exception(WorkerFailed("the worker pool is closed"))
             await self._retire(worker)
+        self._room.put_nowait(_Closed())  # type: ignore[arg-type]  # wakes who waits for a place
+        # A reader that failed while this waited started a replacement: it stops at once.
+        await asyncio.gather(*self._replacing, return_exceptions=True)
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]

@@ -54,6 +54,15 @@ def crashes() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
+class Picky(Exception):
+    def __init__(self, a: str, b: str) -> None:  # pickles, but does not unpickle
+        super().__init__(f"{a}/{b}")
+
+
+def raises_picky() -> None:
+    raise Picky("a", "b")
+
+
 def naps(seconds: float) -> int:
     time.sleep(seconds)  # a job that takes wall time without CPU (a hung worker, when long)
     return os.getpid()
@@ -118,7 +127,8 @@ async def test_a_job_queued_behind_a_breach_runs_on_the_replacement(pool: Worker
     """One worker holds DEPTH jobs: the one behind a job that kills it never ran, so it is
     sent to the replacement instead of failing with it."""
     before, _ = await pool.run(whoami)
-    breach, behind = await asyncio.gather(pool.run(spins), pool.run(whoami), return_exceptions=True)
+    results: Any = await asyncio.gather(pool.run(spins), pool.run(whoami), return_exceptions=True)
+    breach, behind = results
     assert isinstance(breach, WorkerFailed) and "CPU deadline" in breach.reason
     assert isinstance(behind, tuple) and behind[0] != before and pool.replaced == 1
 
@@ -129,7 +139,8 @@ async def test_the_wall_deadline_runs_from_a_jobs_start_not_from_its_queueing() 
         # 0.8 s each, one behind the other: the second ends 1.6 s after it was sent.
         first, second = await asyncio.gather(p.run(naps, 0.8), p.run(naps, 0.8))
         assert first == second and p.replaced == 0
-        hung, behind = await asyncio.gather(p.run(naps, 30), p.run(naps, 0), return_exceptions=True)
+        results: Any = await asyncio.gather(p.run(naps, 30), p.run(naps, 0), return_exceptions=True)
+        hung, behind = results
         assert isinstance(hung, WorkerFailed)
         assert hung.reason == "exceeded its 1.5 s wall deadline"
         assert behind != first and p.replaced == 1  # sent again, to the replacement
@@ -144,6 +155,28 @@ async def test_a_cancelled_caller_leaves_the_worker_working(pool: WorkerPool) ->
         await asyncio.sleep(0)
     waiting.cancel()
     assert (await pool.run(whoami))[0] == pid and pool.replaced == 0
+
+
+async def test_a_reply_that_cannot_be_read_fails_its_job_not_the_pool(pool: WorkerPool) -> None:
+    with pytest.raises(WorkerFailed, match="reply could not be read"):
+        await asyncio.wait_for(pool.run(raises_picky), 30)
+    await asyncio.wait_for(pool.run(whoami), 30)  # the replacement answers
+    assert pool.replaced == 1
+
+
+async def test_close_fails_every_caller_even_one_waiting_for_a_place() -> None:
+    p = WorkerPool(size=1, memory_mb=256, cpu_seconds=5.0)
+    await p.start()
+    callers = [asyncio.ensure_future(p.run(naps, 1.0)) for _ in range(3)]  # DEPTH sent, 1 waits
+    [worker] = p._workers
+    while len(worker.pending) < 2:
+        await asyncio.sleep(0)
+    await p.close()
+    done, waiting = await asyncio.wait(callers, timeout=10)
+    assert not waiting
+    assert all(isinstance(c.exception(), WorkerFailed) for c in done)
+    with pytest.raises(WorkerFailed, match="closed"):
+        await p.run(whoami)
 
 
 async def test_the_workers_start_at_the_first_job_not_before() -> None:
