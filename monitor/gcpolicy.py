@@ -5,7 +5,7 @@ items unpickled from a worker, then rows for the writer) and keeps them until th
 written. With the collector's defaults (a collection every 700 allocations) that is about a
 thousand collections a 2,000-feed cycle, several of them full ones that walk every object the
 process holds: the imported modules, the configuration of every feed, SQLAlchemy's caches.
-They hold the GIL, so the event loop and the writer both wait: 1.2-1.5 s of a cycle's 9 CPU-s
+They hold the GIL, so the event loop and the writer both wait: 1.4-1.6 s of a cycle's 9 CPU-s
 in that process (bench/poll.py, measured with gc.callbacks; docs/design.md).
 
 Start-up, too, makes objects that live as long as the process (modules, the configuration):
@@ -20,8 +20,8 @@ generations less often: a cycle's items are short-lived garbage without referenc
 (freed by reference counting), so collecting them sooner only costs time.
 
 The collector stays on: reference cycles made later are still found, only later. With this,
-the same cycle, start-up included, ran 38 collections taking 0.27 s in all, against about
-1,200 taking 1.4 s.
+the same cycle, start-up included, ran 37 collections taking 0.23 s in all, against about
+1,150 taking 1.4-1.6 s.
 """
 
 from __future__ import annotations

@@ -154,28 +154,16 @@ class _Resend(Exception):
     """The job was queued behind one that broke its worker: it never ran; send it again."""
 
 
-class _Closed:
-    """Put in the queue of places by close(): whoever waits for a place learns the pool is
-    closed, and passes it on to the next."""
-
-    alive = False
-
-
-@dataclass(eq=False)
-class _Job:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    reply: asyncio.Future[tuple[str, Any]]
-
-
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     holds: dict[str, str] = field(default_factory=dict)  # Shared name -> version it has
-    pending: collections.deque[_Job] = field(default_factory=collections.deque)  # sent, in order
+    # The replies awaited, one a job sent, in the order sent: (status, value) when it comes.
+    pending: collections.deque[asyncio.Future[tuple[str, Any]]] = field(
+        default_factory=collections.deque
+    )
     head_since: float = 0.0  # loop time at which pending[0] started: its wall deadline's start
     alive: bool = True
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -234,7 +222,8 @@ class WorkerPool:
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(PRELOAD)
-        self._room: asyncio.Queue[_Worker] = asyncio.Queue()  # a worker once per free place
+        # A worker once per free place; None once closed (whoever takes it puts it back).
+        self._room: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._workers: set[_Worker] = set()
         self._readers: set[asyncio.Task[None]] = set()  # one a worker
         self._replacing: set[asyncio.Task[None]] = set()
@@ -289,30 +278,30 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         while True:
             worker = await self._room.get()
+            if worker is None:
+                self._room.put_nowait(None)
+                raise WorkerFailed("the worker pool is closed")
             if not worker.alive:
-                if isinstance(worker, _Closed):
-                    self._room.put_nowait(worker)
-                    raise WorkerFailed("the worker pool is closed")
                 continue  # a dead worker's place: its replacement brings its own
             try:
                 frame = worker.frame(fn, args, kwargs, self.cpu_seconds)
             except BaseException:
                 self._room.put_nowait(worker)
                 raise
-            job = _Job(fn, args, kwargs, loop.create_future())
+            reply: asyncio.Future[tuple[str, Any]] = loop.create_future()
             if not worker.pending:
                 worker.head_since = loop.time()
-            worker.pending.append(job)
+            worker.pending.append(reply)
             worker.arrived.set()
             worker.writer.write(frame)
             try:
                 with contextlib.suppress(ConnectionError):
                     await worker.writer.drain()  # a dead worker's reader fails or resends it
-                status, value = await job.reply
+                status, value = await reply
             except _Resend:
                 continue
             except BaseException:
-                job.reply.cancel()  # a cancelled caller: its reply is dropped when it comes
+                reply.cancel()  # a cancelled caller: its reply is dropped when it comes
                 raise
             if status == "error":
                 raise value
@@ -348,20 +337,20 @@ class WorkerPool:
             else:
                 if status == "memory":  # the worker exits after saying so
                     failure = WorkerFailed(f"exceeded its memory limit ({self.memory_mb} MB)")
-                    continue
-                job = worker.pending.popleft()
+                    break
+                reply = worker.pending.popleft()
                 worker.head_since = loop.time()
-                if not job.reply.done():  # not given up by a cancelled caller
-                    job.reply.set_result((status, value))
+                if not reply.done():  # not given up by a cancelled caller
+                    reply.set_result((status, value))
                 self._room.put_nowait(worker)
         worker.alive = False
         head, *behind = worker.pending  # not empty: a failure comes only from reading a reply
         worker.pending.clear()
-        if not head.reply.done():
-            head.reply.set_exception(failure)
-        for job in behind:
-            if not job.reply.done():
-                job.reply.set_exception(_Resend())
+        if not head.done():
+            head.set_exception(failure)
+        for reply in behind:  # never ran: sent again, elsewhere
+            if not reply.done():
+                reply.set_exception(_Resend())
         task = asyncio.get_running_loop().create_task(self._replace(worker))
         self._replacing.add(task)  # close() waits for it: a fork is not cut off halfway
         task.add_done_callback(self._replacing.discard)
@@ -397,11 +386,11 @@ class WorkerPool:
             with contextlib.suppress(BaseException):
                 await task
         for worker in list(self._workers):
-            for job in worker.pending:
-                if not job.reply.done():
-                    job.reply.set_exception(WorkerFailed("the worker pool is closed"))
+            for reply in worker.pending:
+                if not reply.done():
+                    reply.set_exception(WorkerFailed("the worker pool is closed"))
             await self._retire(worker)
-        self._room.put_nowait(_Closed())  # type: ignore[arg-type]  # wakes who waits for a place
+        self._room.put_nowait(None)  # wakes whoever waits for a place
         # A reader that failed while this waited started a replacement: it stops at once.
         await asyncio.gather(*self._replacing, return_exceptions=True)
 
