@@ -23,13 +23,15 @@ FEED = (
 )
 
 
-def runtime(tmp_path: Path, url: str) -> scheduler.Runtime:
+def runtime(tmp_path: Path, url: str, *more: tuple[str, str], poll: str = "") -> scheduler.Runtime:
+    """Stages over feed `f` at `url`, and `more` feeds as (id, url); `poll`: more settings."""
     (tmp_path / "w.yaml").write_text("rules: []\n")
     config = tmp_path / "monitor.yaml"
+    feeds = [("f", url), *more]
     config.write_text(
         f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
-        "poll: {allow_private_networks: true, jitter: 0s, interval: 1m}\n"
-        f"feeds:\n  - {{id: f, url: '{url}'}}\n"
+        f"poll: {{allow_private_networks: true, jitter: 0s, interval: 1m{poll}}}\nfeeds:\n"
+        + "".join(f"  - {{id: {i}, url: '{u}'}}\n" for i, u in feeds)
     )
     settings = load_settings(config)
     return scheduler.build(settings, load_rules(settings))
@@ -96,20 +98,12 @@ async def test_fetches_in_flight_stay_within_poll_concurrency(
 ) -> None:
     """More polls than fetch slots are under way (pipeline.IN_FLIGHT: the later ones parse
     and wait for the writer), but never more fetches than `poll.concurrency`."""
-    feeds = [f"g{i}" for i in range(12)]
+    feeds = ["f"] + [f"g{i}" for i in range(11)]
     for f in feeds:
         body = FEED.replace(b"<guid>a</guid>", f"<guid>{f}</guid>".encode())
         feed_server.routes[f"/{f}"] = Route(body, delay=0.2)  # busy: the fetches overlap
-    (tmp_path / "w.yaml").write_text("rules: []\n")
-    config = tmp_path / "monitor.yaml"
-    config.write_text(
-        f"database: sqlite:///{tmp_path}/m.db\nwatchlist: {tmp_path / 'w.yaml'}\n"
-        "poll: {allow_private_networks: true, jitter: 0s, interval: 1m, concurrency: 3,"
-        " per_host: 3}\nfeeds:\n"
-        + "".join(f"  - {{id: {f}, url: '{feed_server.url('/' + f)}'}}\n" for f in feeds)
-    )
-    settings = load_settings(config)
-    rt = scheduler.build(settings, load_rules(settings))
+    urls = [(f, feed_server.url("/" + f)) for f in feeds]
+    rt = runtime(tmp_path, urls[0][1], *urls[1:], poll=", concurrency: 3, per_host: 3")
     try:
         report = await pipeline.poll(rt.ctx, everything=True)
     finally:
