@@ -41,6 +41,7 @@ from harness import (
     MONITOR,
     PYTHON,
     Run,
+    compile_package,
     machine,
     run_measured,
     stop_on_sigterm,
@@ -135,6 +136,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     stop_on_sigterm()
+    compile_package()
     print(machine(), flush=True)
     problems: list[str] = []
     peers: list[Result] = []

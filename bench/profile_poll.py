@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from feedserver import FeedServer
-from harness import MONITOR, write_config
+from harness import MONITOR, compile_package, write_config
 
 UA = "monitor-bench/poll"
 _LINE = re.compile(r"^(.*) (\d+)$")
@@ -91,6 +91,7 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    compile_package()
     work = args.out
     work.mkdir(parents=True, exist_ok=True)
     for f in work.glob("monitor.db*"):

@@ -136,6 +136,7 @@ def main() -> int:
     args = ap.parse_args()
     harness.stop_on_sigterm()
     counts = [int(x) for x in args.workers.split(",")]
+    harness.compile_package()
     print(machine(), flush=True)
     results: list[Outcome] = []
     with (
