@@ -7,6 +7,7 @@ The schema is made and upgraded by Alembic revisions: see monitor.schema.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,6 +131,35 @@ def _processed(proc: Any, column: list[Any]) -> list[Any]:
 def chunks(values: Sequence[T], size: int = 500) -> list[Sequence[T]]:
     """IN lists and multi-row VALUES within every backend's limits on parameters."""
     return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def among(
+    conn: sa.Connection, columns: Sequence[sa.ColumnElement[Any]], values: Sequence[Any]
+) -> list[sa.ColumnElement[bool]]:
+    """Conditions that together select the rows whose `columns` hold one of `values` (a
+    tuple a value when there are several columns); the caller runs its query once per
+    condition.
+
+    SQLite: one condition, the values one JSON parameter that json_each reads, so a
+    thousand keys are neither a thousand parameters for SQLAlchemy to render (a third of the
+    writer's own time in a cycle of new items) nor, for two columns, a product of two IN
+    lists for the index to search (25 feeds x 500 guids); SQLite searches the index once a
+    value (a 500-item batch: 5.7 -> 1.4 ms). Elsewhere: IN lists in chunks, and for several
+    columns each column's own list, a superset the caller narrows."""
+    if not values:
+        return []
+    if conn.dialect.name == "sqlite":
+        each = sa.func.json_each(sa.literal(json.dumps(list(values)))).table_valued("value")
+        if len(columns) == 1:
+            return [columns[0].in_(sa.select(each.c.value))]
+        parts = [sa.func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))]
+        return [sa.tuple_(*columns).in_(sa.select(*parts))]
+    if len(columns) == 1:
+        return [columns[0].in_(list(part)) for part in chunks(values)]
+    return [
+        sa.and_(*(c.in_(list({v[i] for v in part})) for i, c in enumerate(columns)))
+        for part in chunks(values)
+    ]
 
 
 def ping(engine: Engine) -> bool:

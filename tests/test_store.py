@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from monitor import db, schema, store
@@ -279,3 +280,33 @@ def test_insert_ignore_many_stores_what_core_would(engine) -> None:  # type: ign
                 s.commit()
         assert stored[0] == stored[1]
         assert len(stored[0]) == 2
+
+
+def test_among_selects_exactly_the_rows_of_the_values_asked_for(engine) -> None:  # type: ignore[no-untyped-def]
+    """db.among on both backends: more values than one IN chunk, pairs whose columns each
+    match some value but not together, and text JSON must carry (quotes, accents, $)."""
+    feeds = [(f"f{n}", f"http://example.org/{n}") for n in range(2, 5)]
+    guids = [f"g{n}" for n in range(700)] + ["q\"uo'te", "é$[0]\\", "日本"]
+    with Session(engine) as s:
+        store.sync_feeds(s, feeds, NOW)
+        for feed_id, _url in [("f1", ""), *feeds]:
+            store.upsert_items(s, feed_id, [item(g) for g in guids], NOW)
+        s.commit()
+    table = Item.__table__  # type: ignore[attr-defined]
+    asked = [("f1", g) for g in guids[::2]] + [("f3", g) for g in guids[1::2]] + [("f9", "g1")]
+    with engine.connect() as conn:
+        got: set[tuple[str, str]] = set()
+        for where in db.among(conn, (table.c.feed_id, table.c.guid), asked):
+            got |= {
+                (f, g)
+                for f, g in conn.execute(sa.select(table.c.feed_id, table.c.guid).where(where))
+            }
+        assert got & set(asked) == set(asked) - {("f9", "g1")}
+        if engine.dialect.name == "sqlite":  # one exact statement; elsewhere a superset
+            assert got == set(asked) - {("f9", "g1")}
+        ids = [i for (i,) in conn.execute(sa.select(table.c.id).where(table.c.feed_id == "f2"))]
+        one: set[int] = set()
+        for where in db.among(conn, (table.c.id,), ids[:600]):
+            one |= {i for (i,) in conn.execute(sa.select(table.c.id).where(where))}
+        assert one == set(ids[:600])
+        assert db.among(conn, (table.c.id,), []) == []

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.db import chunks, insert_ignore_many, insert_many
+from monitor.db import among, insert_ignore_many, insert_many
 from monitor.models import Alert, Item, ItemData, Tombstone
 
 
@@ -26,23 +26,14 @@ class StoredItem:
     changed: bool
 
 
-# A superset (any of these feeds, any of these guids) through the unique index on (feed_id,
-# guid), narrowed in Python: portable, where row-value IN lists are not. Expanding parameters:
-# one cached statement, not a new one with a thousand coerced literals per batch.
+# The stored rows among keys (db.among: one statement on SQLite, a superset in chunks on
+# PostgreSQL, narrowed in Python).
 _ITEM: sa.Table = Item.__table__  # type: ignore[attr-defined]
-_KNOWN = (
-    sa.select(
-        _ITEM.c.id, _ITEM.c.feed_id, _ITEM.c.guid, _ITEM.c.content_hash, _ITEM.c.first_seen_at
-    )
-    .where(_ITEM.c.feed_id.in_(sa.bindparam("feeds", expanding=True)))
-    .where(_ITEM.c.guid.in_(sa.bindparam("guids", expanding=True)))
+_KNOWN = sa.select(
+    _ITEM.c.id, _ITEM.c.feed_id, _ITEM.c.guid, _ITEM.c.content_hash, _ITEM.c.first_seen_at
 )
 _TOMB: sa.Table = Tombstone.__table__  # type: ignore[attr-defined]
-_TOMBSTONED = (
-    sa.select(_TOMB.c.feed_id, _TOMB.c.guid)
-    .where(_TOMB.c.feed_id.in_(sa.bindparam("feeds", expanding=True)))
-    .where(_TOMB.c.guid.in_(sa.bindparam("guids", expanding=True)))
-)
+_TOMBSTONED = sa.select(_TOMB.c.feed_id, _TOMB.c.guid)
 
 
 def upsert_items(
@@ -130,12 +121,9 @@ def _known(session: Session, keys: Sequence[Key]) -> dict[Key, tuple[int, str, d
     """The stored items among keys: (id, content hash, first seen)."""
     found: dict[Key, tuple[int, str, dt.datetime]] = {}
     conn = session.connection()  # Core on the session's transaction: no ORM bookkeeping
-    for chunk in chunks(keys):
-        rows = conn.execute(
-            _KNOWN,
-            {"feeds": list({f for f, _g in chunk}), "guids": list({g for _f, g in chunk})},
-        ).all()
-        wanted = set(chunk)
+    wanted = set(keys)
+    for where in among(conn, (_ITEM.c.feed_id, _ITEM.c.guid), keys):
+        rows = conn.execute(_KNOWN.where(where)).all()
         found.update(((f, g), (i, h, seen)) for i, f, g, h, seen in rows if (f, g) in wanted)
     return found
 
@@ -143,12 +131,9 @@ def _known(session: Session, keys: Sequence[Key]) -> dict[Key, tuple[int, str, d
 def _tombstoned(session: Session, keys: Sequence[Key]) -> set[Key]:
     found: set[Key] = set()
     conn = session.connection()
-    for chunk in chunks(keys):
-        rows = conn.execute(
-            _TOMBSTONED,
-            {"feeds": list({f for f, _g in chunk}), "guids": list({g for _f, g in chunk})},
-        ).all()
-        wanted = set(chunk)
+    wanted = set(keys)
+    for where in among(conn, (_TOMB.c.feed_id, _TOMB.c.guid), keys):
+        rows = conn.execute(_TOMBSTONED.where(where)).all()
         found.update((f, g) for f, g in rows if (f, g) in wanted)
     return found
 

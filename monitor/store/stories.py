@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.db import chunks, insert_ignore_many
+from monitor.db import among, insert_ignore_many
 from monitor.models import Item, StoryBand, StoryMember
 
 _MEMBER: sa.Table = StoryMember.__table__  # type: ignore[attr-defined]
@@ -43,12 +43,13 @@ def exact(
 ) -> list[Member]:
     """Members of the window with one of these canonical URLs or content hashes."""
     out: list[Member] = []
+    conn = session.connection()
     for column, values in (
         (_MEMBER.c.url, sorted(set(urls))),
         (_MEMBER.c.content_hash, sorted(set(hashes))),
     ):
-        for part in chunks(values):
-            out += _members(session, column.in_(list(part)), since)
+        for where in among(conn, (column,), values):
+            out += _members(session, where, since)
     return out
 
 
@@ -56,11 +57,9 @@ def by_bands(session: Session, bands: Iterable[str], since: dt.datetime) -> dict
     """For each band key, the window's items that have it."""
     out: dict[str, list[int]] = {}
     conn = session.connection()
-    for part in chunks(sorted(set(bands))):
+    for where in among(conn, (_BAND.c.band,), sorted(set(bands))):
         rows = conn.execute(
-            sa.select(_BAND.c.band, _BAND.c.item_id)
-            .where(_BAND.c.band.in_(list(part)))
-            .where(_BAND.c.seen_at >= since)
+            sa.select(_BAND.c.band, _BAND.c.item_id).where(where).where(_BAND.c.seen_at >= since)
         ).all()  # fetchall: one call, not one per row
         for band, item_id in rows:
             out.setdefault(band, []).append(item_id)
@@ -69,8 +68,8 @@ def by_bands(session: Session, bands: Iterable[str], since: dt.datetime) -> dict
 
 def members(session: Session, item_ids: Iterable[int], since: dt.datetime) -> list[Member]:
     out: list[Member] = []
-    for part in chunks(sorted(set(item_ids))):
-        out += _members(session, _MEMBER.c.item_id.in_(list(part)), since)
+    for where in among(session.connection(), (_MEMBER.c.item_id,), sorted(set(item_ids))):
+        out += _members(session, where, since)
     return out
 
 
@@ -125,12 +124,8 @@ def item_stories(session: Session, item_ids: Iterable[int]) -> dict[int, str]:
     """The stories of stored items (an edited item keeps its story)."""
     out: dict[int, str] = {}
     conn = session.connection()
-    for part in chunks(sorted(set(item_ids))):
-        rows = conn.execute(
-            sa.select(_ITEM.c.id, _ITEM.c.story, _ITEM.c.content_hash).where(
-                _ITEM.c.id.in_(list(part))
-            )
-        )
+    for where in among(conn, (_ITEM.c.id,), sorted(set(item_ids))):
+        rows = conn.execute(sa.select(_ITEM.c.id, _ITEM.c.story, _ITEM.c.content_hash).where(where))
         out.update({i: story or content_hash for i, story, content_hash in rows})
     return out
 
