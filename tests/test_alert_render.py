@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
+import unicodedata
 from pathlib import Path
 
 import jsonschema
@@ -263,3 +265,13 @@ async def test_log_notifier_writes_one_readable_event() -> None:
     assert event["terms"] == ["north korea", "missile"]
     assert "«missiles»" in event["snippet"]
     assert event["channel"] == "console"
+
+
+def test_the_control_classes_are_exactly_the_categories_they_stand_for() -> None:
+    """render's regexes stand for Unicode categories Cc, Zl and Zp (tab and newline kept in
+    the multi-line one): every code point agrees."""
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        control = unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+        assert bool(render._CONTROL.match(ch)) == control, hex(cp)
+        assert bool(render._CONTROL_BUT_LINES.match(ch)) == (control and ch not in "\t\n"), hex(cp)

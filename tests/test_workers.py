@@ -236,3 +236,24 @@ def test_a_worker_does_not_run_the_daemons_script_again(tmp_path: Any) -> None:
     )
     assert out.stdout.split() == ["2", "True"], out.stderr
     assert [p.name for p in marks.iterdir()] != [] and len(list(marks.iterdir())) == 1
+
+
+def test_an_item_crosses_the_pipe_whole() -> None:
+    """ItemData pickles as its constructor's arguments (records.py): every field comes back,
+    a field added later included."""
+    import dataclasses
+    import datetime as dt
+    import pickle
+
+    from monitor.records import ItemData
+
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(ItemData):
+        values[f.name] = {
+            "categories": ("a", "b"),
+            "published_at": dt.datetime(2026, 12, 2, 7, 0, tzinfo=dt.UTC),
+        }.get(f.name, f"value of {f.name}")
+    item = ItemData(**values)
+    back = pickle.loads(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+    assert back == item and type(back) is ItemData
+    assert [getattr(back, f.name) for f in dataclasses.fields(ItemData)] == list(values.values())

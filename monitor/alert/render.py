@@ -19,7 +19,6 @@ import email.utils
 import hashlib
 import html
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,11 +58,13 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def _is_control(ch: str) -> bool:
-    # Cc: C0/C1 controls (CR, LF, ESC, NEL...); Zl/Zp: U+2028/U+2029 line and paragraph
-    # separators, which some readers treat as line breaks. Cf (format characters: joiners,
-    # bidi marks) is kept: Arabic and Persian titles need them.
-    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+# Cc: C0/C1 controls (CR, LF, ESC, NEL...); Zl/Zp: U+2028/U+2029 line and paragraph
+# separators, which some readers treat as line breaks. Cf (format characters: joiners, bidi
+# marks) is kept: Arabic and Persian titles need them. As one character class, these three
+# categories exactly (Unicode keeps them stable; a test checks every code point): a regex,
+# not a category lookup a character, which cost a tenth of a second of a cycle's alerts.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # \t, \n kept
 
 
 def source_line(copy: Mapping[str, Any]) -> str:
@@ -86,7 +87,7 @@ def one_line(text: str | None, limit: int | None = None) -> str:
     space; bounded to `limit` characters (the last one an ellipsis)."""
     if not text:
         return ""
-    text = "".join(" " if _is_control(ch) else ch for ch in _valid_unicode(text))
+    text = _CONTROL.sub(" ", _valid_unicode(text))
     text = _ONE_LINE_SPACE.sub(" ", text).strip()
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
@@ -98,7 +99,7 @@ def multi_line(text: str | None, limit: int | None = None) -> str:
     if not text:
         return ""
     text = _valid_unicode(text).replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if ch in "\n\t" or not _is_control(ch))
+    text = _CONTROL_BUT_LINES.sub("", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
@@ -109,7 +110,7 @@ def safe_link(url: str | None) -> str | None:
     """The url if it may be shown as a link (absolute http/https, one line), else None."""
     if not url:
         return None
-    if any(_is_control(ch) or ch.isspace() for ch in url):
+    if _CONTROL.search(url) or any(ch.isspace() for ch in url):
         return None
     return url if is_web_url(url) else None
 
