@@ -97,6 +97,12 @@ def unharden_feedparser() -> None:
         setattr(owner, name, value)
 
 
+def check_depth(parser: Any) -> None:
+    """Before an element starts (feedparser's unknown_starttag, and feedsax's own)."""
+    if parser.depth >= MAX_DEPTH:
+        raise NestingTooDeep(f"elements nested deeper than {MAX_DEPTH}")
+
+
 def harden_feedparser() -> None:
     """Install the bounds above; idempotent."""
     feedparser.encodings.RE_XML_PI_ENCODING = SAFE_XML_PI_ENCODING
@@ -109,8 +115,7 @@ def harden_feedparser() -> None:
     sync_author = mixin._sync_author_detail
 
     def unknown_starttag(self: Any, tag: str, attrs: Any) -> Any:
-        if self.depth >= MAX_DEPTH:
-            raise NestingTooDeep(f"elements nested deeper than {MAX_DEPTH}")
+        check_depth(self)
         return starttag(self, tag, attrs)
 
     def _sync_author_detail(self: Any, key: str = "author") -> Any:

@@ -3,18 +3,19 @@
 feedparser reads a well-formed feed through `xml.sax`: expat calls the stdlib's ExpatParser,
 which splits each element's "uri local prefix" name and wraps its attributes, then feedparser's
 `startElementNS` matches the namespace against its list and lowercases, and only then calls
-`unknown_starttag` (and the same for end tags). For one document the name an element gets
-depends only on expat's name and the namespaces declared so far, so here it is computed once
-per document and name, with feedparser's own rules, and the cache is emptied whenever the
-document declares a namespace (`track_namespace`). `Reader`, an ExpatParser whose expat
-handlers do that and call `unknown_starttag`/`unknown_endtag` themselves, is put first in
-feedparser's list of SAX drivers by `install()` (feedtune installs it). `characters` goes
-straight to `handle_data`, which is all it did.
+`unknown_starttag` (and the same for end tags), which splits the name at its prefix again.
+For one document the name an element gets depends only on expat's name and the namespaces
+declared so far, so here it is computed once per document and name, with feedparser's own
+rules, and the cache is emptied whenever the document declares a namespace
+(`track_namespace`). `Reader`, an ExpatParser whose expat handlers do that and then the work
+of `unknown_starttag`/`unknown_endtag` (`_starttag`, `_endtag`: the same steps in the same
+order), is put first in feedparser's list of SAX drivers by `install()` (feedtune installs
+it). `characters` goes straight to `handle_data`, which is all it did.
 
 feedparser as we call it: 3.0 -> 2.6 ms a bench feed, the handlers' name cache alone 3.45 ->
 3.27 (A/B in one run). tests/test_feedtune.py parses the corpus and namespace edge cases both
-ways and compares every field. This follows feedparser 6.0.x's `parsers/strict.py` and the
-stdlib's `xml/sax/expatreader.py` (pinned feedparser; the test fails if either moves).
+ways and compares every field. This follows feedparser 6.0.x's `parsers/strict.py`, `mixin.py`
+and the stdlib's `xml/sax/expatreader.py` (pinned feedparser; the test fails if they move).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from xml.sax.expatreader import ExpatParser
 import feedparser.api
 import feedparser.mixin
 import feedparser.parsers.strict
+
+from monitor import feedguard
 
 _Strict = feedparser.parsers.strict._StrictFeedParser
 _Mixin = feedparser.mixin._FeedParserMixin
@@ -109,16 +112,17 @@ class _Names:
     attributes' (pair and qualified name by expat's name; feedparser's key by pair). Emptied
     whenever the document declares a namespace."""
 
-    __slots__ = ("attrs", "ends", "keys", "starts")
+    __slots__ = ("attrs", "ends", "keys", "starts", "tags")
 
     def __init__(self) -> None:
         self.starts: dict[str, tuple[str, str | None]] = {}
         self.ends: dict[str, str] = {}
         self.attrs: dict[str, tuple[tuple[Any, ...], str]] = {}
         self.keys: dict[tuple[Any, ...], str] = {}
+        self.tags: dict[str, tuple[str, str]] = {}  # feedparser's name -> (prefix_, suffix)
 
     def clear(self) -> None:
-        for cache in (self.starts, self.ends, self.attrs, self.keys):
+        for cache in (self.starts, self.ends, self.attrs, self.keys, self.tags):
             cache.clear()
 
 
@@ -132,7 +136,7 @@ def _start(parser: Any, names: _Names, name: str, attrs: dict[str, str]) -> None
         attrs_d["xmlns"] = xmlns
     if attrs:
         _add_attributes(parser, names, attrs, attrs_d)
-    parser.unknown_starttag(localname, list(attrs_d.items()))
+    _starttag(parser, names, localname, list(attrs_d.items()))
 
 
 def _add_attributes(
@@ -166,7 +170,124 @@ def _end(parser: Any, names: _Names, name: str) -> None:
     localname = names.ends.get(name)
     if localname is None:
         localname = names.ends[name] = _end_name(parser, _pair(name))
-    parser.unknown_endtag(localname)
+    _endtag(parser, names, localname)
+
+
+def _split(parser: Any, names: _Names, tag: str) -> tuple[str, str]:
+    """feedparser's (prefix + "_", suffix) of a tag, by the namespaces matched so far."""
+    got = names.tags.get(tag)
+    if got is None:
+        prefix, suffix = tag.split(":", 1) if ":" in tag else ("", tag)
+        prefix = parser.namespacemap.get(prefix, prefix)
+        got = names.tags[tag] = (prefix + "_" if prefix else "", suffix)
+    return got
+
+
+# feedparser's unknown_starttag and unknown_endtag (mixin.py) in its order, for the strict
+# parser, but for the namespace split of a tag (once a document and tag: `_split`), the
+# attribute passes that find nothing when there are none, and a method call each. 51,000
+# calls of each on 6,000 bench items: feedparser as we call it 144 -> 136.5 us an item
+# (A/B in one run). The depth bound is feedguard's, as in its wrapper of feedparser's.
+_mixin = feedparser.mixin
+
+
+def _starttag(self: Any, names: _Names, tag: str, attrs: list[tuple[str, Any]]) -> Any:
+    feedguard.check_depth(self)
+    self.depth += 1
+    if attrs:
+        attrs = [self._normalize_attributes(attr) for attr in attrs]
+        attrs_d = dict(attrs)
+        baseuri = attrs_d.get("xml:base", attrs_d.get("base")) or self.baseuri
+        lang = attrs_d.get("xml:lang", attrs_d.get("lang"))
+    else:
+        attrs_d, baseuri, lang = {}, self.baseuri, None
+    if isinstance(baseuri, bytes):
+        baseuri = baseuri.decode(self.encoding, "ignore")
+    if self.baseuri:
+        self.baseuri = _mixin.make_safe_absolute_uri(self.baseuri, baseuri) or self.baseuri
+    else:
+        self.baseuri = _mixin._urljoin(self.baseuri, baseuri)
+    if lang == "":
+        lang = None
+    elif lang is None:
+        lang = self.lang
+    if lang and tag in ("feed", "rss", "rdf:RDF"):
+        self.feeddata["language"] = lang.replace("_", "-")
+    self.lang = lang
+    self.basestack.append(self.baseuri)
+    self.langstack.append(lang)
+    for prefix, uri in attrs:
+        if prefix.startswith("xmlns:"):
+            self.track_namespace(prefix[6:], uri)
+        elif prefix == "xmlns":
+            self.track_namespace(None, uri)
+    if self.incontent:
+        params = self.contentparams
+        if not params.get("type", "xml").endswith("xml"):
+            if tag in ("xhtml:div", "div"):
+                return None  # typepad does this 10/2007
+            params["type"] = "application/xhtml+xml"
+        if params.get("type") == "application/xhtml+xml":
+            return _inline_starttag(self, tag, attrs)
+    prefix, suffix = _split(self, names, tag)
+    if not prefix and tag not in ("title", "link", "description", "name"):
+        self.intextinput = 0
+    if not prefix and tag not in ("title", "link", "description", "url", "href", "width", "height"):
+        self.inimage = 0
+    try:
+        method = getattr(self, "_start_" + prefix + suffix)
+        return method(attrs_d)
+    except AttributeError:
+        unknown_tag = prefix + suffix
+        if len(attrs_d) == 0:
+            return self.push(unknown_tag, 1)
+        self._get_context()[unknown_tag] = attrs_d
+        return None
+
+
+def _inline_starttag(self: Any, tag: str, attrs: list[tuple[str, Any]]) -> Any:
+    """An element inside XHTML content: kept as markup in the text."""
+    if ":" in tag:
+        prefix, tag = tag.split(":", 1)
+        namespace = self.namespaces_in_use.get(prefix, "")
+        if tag == "math" and namespace == "http://www.w3.org/1998/Math/MathML":
+            attrs.append(("xmlns", namespace))
+        if tag == "svg" and namespace == "http://www.w3.org/2000/svg":
+            attrs.append(("xmlns", namespace))
+    if tag == "svg":
+        self.svgOK += 1
+    return self.handle_data(f"<{tag}{self.strattrs(attrs)}>", escape=0)
+
+
+def _endtag(self: Any, names: _Names, tag: str) -> None:
+    prefix, suffix = _split(self, names, tag)
+    if suffix == "svg" and self.svgOK:
+        self.svgOK -= 1
+    try:
+        if self.svgOK:
+            raise AttributeError()
+        method = getattr(self, "_end_" + prefix + suffix)
+        method()
+    except AttributeError:
+        self.pop(prefix + suffix)
+    if self.incontent:
+        params = self.contentparams
+        if not params.get("type", "xml").endswith("xml"):
+            if tag in ("xhtml:div", "div"):
+                return
+            params["type"] = "application/xhtml+xml"
+        if params.get("type") == "application/xhtml+xml":
+            self.handle_data(f"</{tag.split(':')[-1]}>", escape=0)
+    # xml:base and xml:lang going out of scope
+    if self.basestack:
+        self.basestack.pop()
+        if self.basestack and self.basestack[-1]:
+            self.baseuri = self.basestack[-1]
+    if self.langstack:
+        self.langstack.pop()
+        if self.langstack:
+            self.lang = self.langstack[-1]
+    self.depth -= 1
 
 
 class Reader(ExpatParser):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import hashlib
+import inspect
 import io
 import warnings
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import feedparser
 import feedparser.api
+import feedparser.mixin
 import pytest
 from feedparser.util import FeedParserDict
 
@@ -261,3 +264,21 @@ def test_the_strict_parser_is_fed_by_feedsax(monkeypatch: pytest.MonkeyPatch) ->
     with shipped():
         feedparser.parse(io.BytesIO(body))
     assert calls == []
+
+
+# The feedparser code feedtune and feedsax follow step by step (pop; unknown_starttag and
+# unknown_endtag), as feedparser 6.0.11 ships it: a release that changes it fails here, and the
+# drop-ins are read against the new code before the fingerprint is renewed.
+FOLLOWED = {
+    "unknown_starttag": "9fda2fdebe14d8e3",
+    "unknown_endtag": "3dfb95bdf8a5c907",
+    "pop": "d8b47b45a581de7e",
+}
+
+
+def test_the_feedparser_code_the_drop_ins_follow_has_not_moved() -> None:
+    source = inspect.getsource(feedparser.mixin)
+    for name, fingerprint in FOLLOWED.items():
+        start = source.index(f"    def {name}(")
+        body = source[start : source.index("\n    def ", start + 10)]
+        assert hashlib.sha256(body.encode()).hexdigest()[:16] == fingerprint, name
