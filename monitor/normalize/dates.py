@@ -101,7 +101,9 @@ def _dateutil(text: str) -> dt.datetime | None:
             warnings.simplefilter("ignore")
             # default: a fixed date, so that a missing field never comes from today
             return _to_utc(dateparser.parse(text, default=_DEFAULT, tzinfos=_TZINFOS))
-    except (ValueError, OverflowError, TypeError, dateparser.ParserError):
+    except (ValueError, ArithmeticError, TypeError, dateparser.ParserError):
+        # ArithmeticError: OverflowError, and decimal's InvalidOperation, which dateutil
+        # raises on a minute of 29 digits ("01:0333...3:00", found by the fuzz test)
         return None
 
 
