@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from monitor import yamlconf, yamlfast
 from monitor.errors import ConfigError
 from tests.conftest import ROOT
+from tests.test_yamlconf import no_parse
 
 DECLINED = "declined"
 
@@ -209,14 +210,7 @@ def test_a_plain_file_loads_without_the_round_trip_and_errors_still_say_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(yamlconf.CACHE_ENV, "")  # every load a cache miss
-    parsed: list[Path] = []
-    real = yamlconf._parse
-
-    def spy(path: Path, text: str) -> object:
-        parsed.append(path)
-        return real(path, text)
-
-    monkeypatch.setattr(yamlconf, "_parse", spy)
+    parsed = no_parse(monkeypatch)
     good = tmp_path / "good.yaml"
     good.write_text("a: 1\nb: [x, 'y']\n")
     assert yamlconf.load(good, {})[0] == {"a": 1, "b": ["x", "y"]}
