@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from monitor.errors import QueryError
@@ -99,6 +101,28 @@ def test_cjk_and_plain_patterns_agree_without_cjk() -> None:
 
     sample = fold("U.S.-led, e.g. Kim's P'yŏngyang ÆSOP rock'n'roll 10:30 a.b")
     assert t._TOKEN_PLAIN.findall(sample) == t._TOKEN_CJK.findall(sample)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZ09_.'- \x01\t\nU.S.x'y")), max_size=30))
+def test_the_ascii_pattern_agrees_with_the_plain_one_on_ascii(text: str) -> None:
+    from monitor.rules import text as t
+
+    for pattern in (t._TOKEN_ASCII, t._GROUPED[t._TOKEN_ASCII]):
+        plain = t._TOKEN_PLAIN if pattern is t._TOKEN_ASCII else t._GROUPED[t._TOKEN_PLAIN]
+        assert pattern.findall(text) == plain.findall(text)
+        assert pattern.split(text) == plain.split(text)
+
+
+def test_the_ascii_pattern_agrees_on_the_corpus_text() -> None:
+    from monitor.rules import text as t
+
+    paths = sorted((ROOT / "tests" / "data" / "corpus").glob("*.xml"))
+    assert paths
+    for path in paths:
+        folded = fold(path.read_text(encoding="utf-8", errors="replace"))
+        ascii_text = folded.encode("ascii", "ignore").decode()
+        assert t._TOKEN_ASCII.findall(ascii_text) == t._TOKEN_PLAIN.findall(ascii_text), path
 
 
 # --- matcher behaviour ------------------------------------------------------------------------

@@ -51,10 +51,13 @@ _CJK: Final = (
 _CJK_RE: Final = re.compile(f"[{_CJK}]")
 
 
-def _token_re(no: str) -> re.Pattern[str]:
-    """The token pattern; `no` lists characters that are never part of a word (CJK)."""
-    letter = rf"[^\W\d_{no}]"
-    word = rf"[^\W_{no}]"
+def _token_re(no: str, *, ascii_only: bool = False) -> re.Pattern[str]:
+    """The token pattern; `no` lists characters that are never part of a word (CJK).
+    `ascii_only`: the same pattern for ASCII text, with ASCII classes (on ASCII, `[^\\W_]` is
+    `[a-zA-Z0-9]`), which the regex engine tests by range rather than by Unicode category:
+    a quarter faster on the bench's summaries."""
+    letter = "[a-zA-Z]" if ascii_only else rf"[^\W\d_{no}]"
+    word = "[a-zA-Z0-9]" if ascii_only else rf"[^\W_{no}]"
     return re.compile(
         (rf"[{no}]|" if no else "")
         # U.S. / U.S / e.g. (the lookahead keeps ordinary words off this slower branch)
@@ -63,13 +66,14 @@ def _token_re(no: str) -> re.Pattern[str]:
     )
 
 
-# Two patterns that agree on text without CJK; the first is faster. The "grouped" forms
-# capture the token, so that re.split returns gaps and tokens alternately.
+# Three patterns that agree where each is used: on ASCII text, on text without CJK, on any
+# text; each faster than the next. The "grouped" forms capture the token, so that re.split
+# returns gaps and tokens alternately.
+_TOKEN_ASCII: Final = _token_re("", ascii_only=True)
 _TOKEN_PLAIN: Final = _token_re("")
 _TOKEN_CJK: Final = _token_re(_CJK)
 _GROUPED: Final = {
-    _TOKEN_PLAIN: re.compile(f"({_TOKEN_PLAIN.pattern})"),
-    _TOKEN_CJK: re.compile(f"({_TOKEN_CJK.pattern})"),
+    p: re.compile(f"({p.pattern})") for p in (_TOKEN_ASCII, _TOKEN_PLAIN, _TOKEN_CJK)
 }
 _POSSESSIVE: Final = re.compile(rf"'s(?={SEP}|$)")
 _NON_ASCII: Final = re.compile(r"[^\x00-\x7f]+")
@@ -150,9 +154,9 @@ def fold(text: str) -> str:
 
 
 def _pattern(folded: str) -> re.Pattern[str]:
-    if folded.isascii() or not _CJK_RE.search(folded):
-        return _TOKEN_PLAIN
-    return _TOKEN_CJK
+    if folded.isascii():
+        return _TOKEN_ASCII
+    return _TOKEN_PLAIN if not _CJK_RE.search(folded) else _TOKEN_CJK
 
 
 def _cleanup(joined: str) -> str:
