@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RuamelScalar
 from ruamel.yaml.resolver import VersionedResolver
+
+if TYPE_CHECKING:
+    import yaml
 
 _CORE = "tag:yaml.org,2002:"
 _BUILT = {f"{_CORE}{t}" for t in ("null", "bool", "int", "float")}
@@ -79,6 +81,8 @@ def read(text: str) -> tuple[bool, Any]:
     """(True, the plain data) when the text is in the plain subset, else (False, None)."""
     if _OUTSIDE.search(text):
         return False, None
+    import yaml  # here: 10 ms of a start that finds its files in the parse cache
+
     try:
         return True, _Builder(text).build(yaml.parse(text, Loader=yaml.CSafeLoader))
     except (_Bail, yaml.YAMLError):
@@ -97,6 +101,8 @@ class _Builder:
         self.top: Any = None
 
     def build(self, events: Iterable[yaml.Event]) -> Any:
+        import yaml  # imported by read() already
+
         for event in events:
             if isinstance(event, yaml.ScalarEvent):
                 self.add(self.scalar(event), scalar=True)
