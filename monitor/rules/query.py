@@ -27,14 +27,12 @@ SPEC leaves open:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from monitor import yamlconf
 from monitor.errors import QueryError
 
 
@@ -132,21 +130,7 @@ def _parser() -> Lark:
         lexer="basic",
         propagate_positions=True,
         maybe_placeholders=False,
-        cache=_parser_cache() or False,
     )
-
-
-def _parser_cache() -> str | None:
-    """Where Lark keeps its analysis of the grammar (36 ms of every start; 2 ms to load),
-    in the config's parse cache folder. Lark checks the file against the grammar, its options,
-    its own version and Python's, and builds the parser anew from a missing or damaged one."""
-    folder = yamlconf.cache_dir()
-    if folder is None:
-        return None
-    with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return str(folder / "query-grammar.lark-cache")
-    return None
 
 
 def _col(tok: Token) -> int:
