@@ -44,8 +44,8 @@ class ItemData:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled as the constructor's arguments: the parse workers send every item to the
-        # daemon, and a frozen dataclass's own way (a setstate that asks `fields()` each time)
-        # cost the daemon's one core 6.4 us an item to read, for 2.6 here.
+        # daemon, and a frozen dataclass's own way is a setstate that asks `fields()` each
+        # time. A bench feed's reply, per item: 6.1 -> 3.9 us to write, 6.4 -> 5.6 to read.
         return (ItemData, _item_values(self))
 
 
