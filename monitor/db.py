@@ -142,10 +142,10 @@ def among(
 
     SQLite: one condition, the values one JSON parameter that json_each reads, so a
     thousand keys are neither a thousand parameters for SQLAlchemy to render (a third of the
-    writer's own time in a cycle of new items) nor, for two columns, a product of two IN
-    lists for the index to search (25 feeds x 500 guids); SQLite searches the index once a
-    value (a 500-item batch: 5.7 -> 1.4 ms). Elsewhere: IN lists in chunks, and for several
-    columns each column's own list, a superset the caller narrows."""
+    writer's Python time under yappi in a cycle of new items) nor, for two columns, a
+    product of two IN lists for the index to search (25 feeds x 500 guids); SQLite searches
+    the index once a value (a 500-item batch: 5.7 -> 1.4 ms). Elsewhere: IN lists in chunks,
+    and for several columns each column's own list, a superset the caller narrows."""
     if not values:
         return []
     if conn.dialect.name == "sqlite":
