@@ -188,11 +188,8 @@ def _claim(ctx: Context, limit: int, polled: set[str], everything: bool) -> list
 
 async def poll_feed(ctx: Context, feed: FeedJob, claim: store.FeedClaim) -> FeedOutcome:
     """Fetch, parse, store and match one claimed feed; tell the observers."""
-    ctx.writer.coming += 1
-    try:
+    with ctx.writer.expecting():
         outcome = await _poll_feed(ctx, feed, claim)
-    finally:
-        ctx.writer.coming -= 1
     outcome.took_over = claim.took_over
     for observe in ctx.on_feed:
         observe(outcome)
