@@ -251,3 +251,30 @@ def test_rule_dry_run_on_a_page_uses_the_extractor(capsys: pytest.CaptureFixture
     assert "0 of 1 items match" in capsys.readouterr().out
     assert run_cli(["--config", config, "test-rule", "Kaesong", "--file", fair]) == 0
     assert "1 of 1 items match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "prestarts"),
+    [
+        (["once", "--all"], True),
+        (["--config", "once", "run"], True),  # "once" is the value of --config here
+        (["--config=x.yaml", "--log-level", "DEBUG", "once"], True),
+        (["check"], False),
+        (["--config", "run", "feeds"], False),
+        (["--help"], False),
+        ([], False),
+    ],
+)
+def test_the_entry_point_launches_the_forkserver_first_for_the_polling_commands(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], prestarts: bool
+) -> None:
+    import monitor.cli
+    from monitor import entry, gcpolicy, workers
+
+    calls: list[str] = []
+    monkeypatch.setattr(gcpolicy, "starting", lambda: None)  # this process is the suite's
+    monkeypatch.setattr(workers, "prestart", lambda: calls.append("prestart"))
+    monkeypatch.setattr(monitor.cli, "main", lambda: calls.append("cli"))
+    monkeypatch.setattr(sys, "argv", ["monitor", *argv])
+    entry.main()
+    assert calls == (["prestart", "cli"] if prestarts else ["cli"])
