@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from monitor.normalize import urls as U
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
-SETTINGS = settings(max_examples=4000, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 
 _SCHEMES = st.sampled_from(["http://", "https://", "HTTP://", "Https://", "ftp://", "http:/", ""])
 _HOSTS = st.sampled_from(
