@@ -323,3 +323,37 @@ def test_column_values_are_processed_as_the_bind_processor_would_each_one() -> N
     column += [{"a": [1]}, {"a": [True]}, "x", ["x"], [["x"]], [("x",)]]
     assert db._processed(proc, column) == [proc(v) for v in column]
     assert db._processed(None, column) is column
+
+
+def test_a_claimed_alert_carries_its_alert_and_item_as_stored(engine) -> None:  # type: ignore[no-untyped-def]
+    """The message of a claim: every field from the alert and its item; an item without a
+    summary gives the first 500 characters of its content (characters, not bytes: astral
+    and accented letters included)."""
+    import dataclasses
+
+    content = "é𝒳" * 300  # 600 characters, 1,800 bytes of UTF-8
+    teaser = dataclasses.replace(
+        item("a"), summary="", content=content, source="Wire", published_at=NOW
+    )
+    hit = Hit("r", ("north korea", "missile"), "«North Korea» … «missile»")
+    with Session(engine) as s:
+        a, b = store.upsert_items(s, "f1", [teaser, item("b")], NOW)
+        new = [
+            store.NewAlert(a.id, "r", "Rule", "high", hit, ("x",)),
+            store.NewAlert(b.id, "r", "Rule", "low", Hit("r", (), ""), ("x",)),
+        ]
+        store.add_alerts(s, new, NOW)
+        s.commit()
+    lease = dt.timedelta(minutes=5)
+    with Session(engine) as s:
+        claimed = store.claim(s, store.due_deliveries(s, NOW), NOW, lease, worker="w")
+        s.commit()
+    one, other = sorted((c.msg for c in claimed), key=lambda m: m.title)
+    assert (one.title, one.url, one.source, one.feed) == (
+        "t a", "https://example.org/a", "Wire", "f1"
+    )  # fmt: skip
+    assert one.summary == content[:500] and one.published_at == NOW
+    assert (one.rule_id, one.rule_name, one.severity) == ("r", "Rule", "high")
+    assert one.terms == ("north korea", "missile") and one.snippet == hit.snippet
+    assert one.created_at == NOW and one.also_reported_by == () and not one.held_back
+    assert (other.title, other.summary, other.terms) == ("t b", "body", ())
