@@ -7,7 +7,9 @@ from __future__ import annotations
 import sys
 
 _POLLING = frozenset({"once", "run"})  # the commands that parse feeds in worker processes
-_VALUED = frozenset({"--config", "--log-level"})  # the group's options that take a value
+# The group's options that take a value (cli/base.py; tests/test_cli.py checks they agree):
+# read here without importing click or the CLI, which is the point of reading them early.
+_VALUED = frozenset({"--config", "--log-level"})
 
 
 def main() -> None:

@@ -278,3 +278,15 @@ def test_the_entry_point_launches_the_forkserver_first_for_the_polling_commands(
     monkeypatch.setattr(sys, "argv", ["monitor", *argv])
     entry.main()
     assert calls == (["prestart", "cli"] if prestarts else ["cli"])
+
+
+def test_the_entry_point_knows_every_group_option_that_takes_a_value() -> None:
+    import click
+
+    from monitor import entry
+    from monitor.cli import cli
+
+    valued = {
+        o for p in cli.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts
+    }
+    assert valued == entry._VALUED

@@ -169,7 +169,7 @@ def _escape(text: str) -> str:
 # removes or _escape encodes. For it the canonical form is a slice and the query filter, and
 # the general path below (urlsplit, hostname, urlunsplit) is a third of a feed item's
 # normalize time. Anything else, and Google's wrappers, take the general path; the two
-# agree on every URL the fast one accepts (tests/test_parse.py checks it property-wise).
+# agree on every URL the fast one accepts (tests/test_urls.py: generated URLs, the corpus).
 _PLAIN = re.compile(
     r"(https?://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?))"  # scheme://host
     r'((?:/[^?#\x00-\x20"<>`{}|\\^\x7f]*)?)'  # path
