@@ -30,9 +30,10 @@ from monitor import db, store
 from monitor import health as hl
 from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
-from monitor.models import Feed, Hit
+from monitor.models import Hit
 from monitor.outcomes import FeedOutcome
 from monitor.rules import Rule, Watchlist
+from monitor.store.feeds import FeedRow
 from monitor.store.items import StoredItem
 
 if TYPE_CHECKING:  # the parse and story code: imported when a feed changed and matched
@@ -220,10 +221,12 @@ def store_feeds(s: Session, rules: Rules, batch: Sequence[Fetched]) -> list[Feed
             created[n] += alert_id is not None
     for held_back in held:
         store.hold_back(s, held_back)  # after the alerts: they count towards the next one
-    return [
+    outcomes = [
         _record(s, rules.health, rows[f.feed.id], f, new, created[n], held[n])
         for n, (f, new) in enumerate(zip(batch, stored, strict=True))
     ]
+    store.save_feeds(s, rows.values())
+    return outcomes
 
 
 def _stories(
@@ -266,14 +269,14 @@ def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
     return store_feeds(s, rules, [f])[0]
 
 
-def _alerts(row: Feed, f: Fetched) -> bool:
+def _alerts(row: FeedRow, f: Fetched) -> bool:
     return f.parsed is not None and (row.initialized or f.feed.backfill)
 
 
 def _record(
     s: Session,
     health: Health,
-    row: Feed,
+    row: FeedRow,
     f: Fetched,
     stored: Sequence[store.StoredItem],
     alerts: int,
@@ -288,7 +291,7 @@ def _record(
     if hl.proves_nothing(row.health, row.last_error_kind, parsed is not None):
         # The same broken body as last time: still failing, still backed off.
         nxt = next_due(policy, _backoff(health, feed, row, now, row.consecutive_errors), now)
-        store.record_unproven(s, row, now=now, status=result.status, next_due=nxt)
+        store.record_unproven(row, now=now, status=result.status, next_due=nxt)
     else:
         gaps, last_new = hl.add_gaps(
             row.gaps, row.last_new_at, now, new=new, first=not row.initialized,
@@ -298,7 +301,6 @@ def _record(
             policy, feed.interval, pinned=feed.pinned, gaps=gaps, last_new_at=last_new, now=now
         )
         store.record_success(
-            s,
             row,
             now=now,
             status=result.status,
@@ -331,7 +333,7 @@ def _record(
 
 
 def _told(
-    s: Session, health: Health, row: Feed, previous: str, now: dt.datetime
+    s: Session, health: Health, row: FeedRow, previous: str, now: dt.datetime
 ) -> tuple[str, str] | None:
     """A change of state is recorded, and queued for the health channels, in the
     transaction that changed the row: (previous, now) when there was one."""
@@ -341,7 +343,7 @@ def _told(
     return previous, row.health
 
 
-def _backoff(health: Health, feed: FeedJob, row: Feed, now: dt.datetime, errors: int) -> float:
+def _backoff(health: Health, feed: FeedJob, row: FeedRow, now: dt.datetime, errors: int) -> float:
     """A broken feed is asked less often: 1, 2, 4 … up to 16 intervals (at most a day)."""
     seconds = hl.interval(
         health.policy, feed.interval, pinned=feed.pinned, gaps=row.gaps,
@@ -370,9 +372,10 @@ def record_failure(
         backoff = _backoff(health, feed, row, now, errors)
         nxt = next_due(health.policy, backoff, now, retry_after)
         store.record_failure(
-            s, row, now=now, status=status, error=error, kind=kind, next_due=nxt,
+            row, now=now, status=status, error=error, kind=kind, next_due=nxt,
             health=hl.after_failure(health.policy, row.health, errors),
         )  # fmt: skip
+        store.save_feeds(s, [row])
         change = _told(s, health, row, previous, now)
         s.commit()
     return change

@@ -345,10 +345,10 @@ def test_13_a_304_with_an_etag_alone_keeps_last_modified(sqlite_url: str) -> Non
         store.sync_feeds(s, [("f", "http://example.org/f")], NOW)
         row = store.get_feed(s, "f")
         common: dict[str, Any] = {"now": NOW, "item_count": None, "new_count": 0, "next_due": NOW}
-        store.record_success(s, row, status=200, etag='"a"', last_modified="Mon", **common)
-        store.record_success(s, row, status=304, etag='"b"', last_modified=None, **common)
+        store.record_success(row, status=200, etag='"a"', last_modified="Mon", **common)
+        store.record_success(row, status=304, etag='"b"', last_modified=None, **common)
         assert (row.etag, row.last_modified) == ('"b"', "Mon")
-        store.record_success(s, row, status=200, etag='"c"', last_modified=None, **common)
+        store.record_success(row, status=200, etag='"c"', last_modified=None, **common)
         assert (row.etag, row.last_modified) == ('"c"', None)  # a new body: its validators
     engine.dispose()
 

@@ -410,7 +410,9 @@ def test_two_workers_failing_one_feed_tell_its_change_once(pg_url: str) -> None:
     now = utcnow()
     with db.session(engine) as s:
         store.sync_feeds(s, [("f", "https://news.example.org/f.xml")], now)
-        store.get_feed(s, "f").consecutive_errors = 1
+        row = store.get_feed(s, "f")
+        row.consecutive_errors = 1
+        store.save_feeds(s, [row])
         s.commit()
     health_rules = storing.Health(channels=("ops",))  # failing_after 3
     job = storing.FeedJob("f", "https://news.example.org/f.xml", dt.timedelta(minutes=10))
@@ -434,6 +436,7 @@ def test_two_workers_failing_one_feed_tell_its_change_once(pg_url: str) -> None:
         while not blocked():  # the second writer waits for the row
             assert time.monotonic() < deadline, "the second writer never waited for the row"
         row.consecutive_errors, row.health, row.health_since = 2, "ok", now
+        store.save_feeds(first, [row])
         first.commit()
     second.join(timeout=10)
     with db.session(engine) as s:

@@ -28,8 +28,10 @@ def engine(db_url: str) -> Iterator[Engine]:
     schema.upgrade(engine)
     with Session(engine) as s:
         store.sync_feeds(s, [(f, f"http://example.org/{f}") for f in FEEDS], NOW)
-        for f in store.load_feeds(s, FEEDS).values():
+        rows = store.load_feeds(s, FEEDS)
+        for f in rows.values():
             f.initialized = True  # known feeds: their new items alert
+        store.save_feeds(s, rows.values())
         s.commit()
     yield engine
     engine.dispose()
@@ -200,3 +202,50 @@ def test_a_batch_does_not_wait_for_the_polls_of_the_batch_written_before_it(
         release.set()
         writer.close()
     assert took < storing.LINGER / 2, f"the second batch lingered {took:.3f} s"
+
+
+def test_feed_rows_hold_every_column_and_save_writes_back_only_the_outcome(
+    engine: Engine,
+) -> None:
+    from monitor.models import Feed
+
+    assert set(store.feeds.ROW_COLUMNS) == set(Feed.__table__.columns.keys())  # type: ignore[attr-defined]
+    later = NOW + dt.timedelta(hours=1)
+    with db.session(engine) as s:
+        rows = store.load_feeds(s, FEEDS, lock=True)
+        a = rows["a"]
+        store.record_success(
+            a, now=later, status=200, etag='"e"', last_modified="Tue", item_count=3,
+            new_count=2, next_due=later, body_hash="b" * 64, moved_to="http://example.org/moved",
+            title="A", health="stale", gaps=[60.0, 120.0], last_new_at=later, interval_s=90.0,
+        )  # fmt: skip
+        b = rows["b"]
+        store.record_failure(
+            b, now=later, status=500, error="HTTP 500", kind="FetchHTTPError", next_due=later,
+            health="failing",
+        )  # fmt: skip
+        a.url, a.enabled = "http://elsewhere.example.org/", False  # not an outcome's to write
+        store.save_feeds(s, rows.values())
+        s.commit()
+    with db.session(engine) as s:
+        again = store.load_feeds(s, FEEDS)
+    got = again["a"]
+    assert (got.url, got.enabled) == ("http://example.org/a", True)
+    assert (got.etag, got.last_modified, got.last_item_count, got.total_items) == (
+        '"e"', "Tue", 3, 2,
+    )  # fmt: skip
+    assert (got.health, got.health_since, got.gaps, got.interval_s) == (
+        "stale", later, [60.0, 120.0], 90.0,
+    )  # fmt: skip
+    assert (got.moved_to, got.title, got.initialized, got.claimed_by) == (
+        "http://example.org/moved", "A", True, None,
+    )  # fmt: skip
+    assert (got.last_fetch_at, got.last_success_at, got.next_due_at) == (later, later, later)
+    failed = again["b"]
+    assert (failed.last_status, failed.last_error, failed.last_error_kind) == (
+        500, "HTTP 500", "FetchHTTPError",
+    )  # fmt: skip
+    assert (failed.consecutive_errors, failed.health, failed.last_success_at) == (
+        1, "failing", None,
+    )  # fmt: skip
+    assert (again["c"].etag, again["c"].last_fetch_at) == (None, None)  # untouched

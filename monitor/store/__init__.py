@@ -33,6 +33,7 @@ from monitor.store.alerts import (
 )
 from monitor.store.feeds import (
     FeedClaim,
+    FeedRow,
     claim_feeds,
     get_feed,
     load_feeds,
@@ -40,6 +41,7 @@ from monitor.store.feeds import (
     record_success,
     record_unproven,
     release_feed,
+    save_feeds,
     sync_feeds,
 )
 from monitor.store.health import (
@@ -79,6 +81,7 @@ __all__ = [
     "AlertRecord",
     "Claimed",
     "FeedClaim",
+    "FeedRow",
     "NewAlert",
     "Snapshot",
     "StoredItem",
@@ -117,6 +120,7 @@ __all__ = [
     "release_deliveries",
     "release_feed",
     "requeue_delivery",
+    "save_feeds",
     "snapshot",
     "sync_feeds",
     "unseen_or_changed",

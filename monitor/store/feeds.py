@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from monitor.db import chunks, insert_ignore_many
+from monitor.db import chunks, insert_ignore_many, update_many
 from monitor.models import Feed
 
 _FEED: sa.Table = Feed.__table__  # type: ignore[attr-defined]
@@ -90,21 +90,23 @@ def claim_feeds(
     LOCKED, so workers claiming together take different feeds and never wait on each other;
     the UPDATE's own condition keeps a second SQLite process from taking a feed twice.
     """
-    held = sa.and_(col(Feed.claimed_by).is_not(None), col(Feed.next_due_at) > now)
-    due = sa.or_(col(Feed.next_due_at).is_(None), col(Feed.next_due_at) <= now)
+    held = sa.and_(_FEED.c.claimed_by.is_not(None), _FEED.c.next_due_at > now)
+    due = sa.or_(_FEED.c.next_due_at.is_(None), _FEED.c.next_due_at <= now)
     cols = (
         _FEED.c.id, _FEED.c.url, _FEED.c.moved_to, _FEED.c.etag, _FEED.c.last_modified,
         _FEED.c.body_hash, _FEED.c.claimed_by, _FEED.c.initialized,
     )  # fmt: skip
-    # Plain rows, not ORM objects; `skip` is applied here rather than as a NOT IN in the
+    # Core on the session's connection, plain rows, not ORM objects (the ORM's execute path
+    # was most of a claim's cost); `skip` is applied here rather than as a NOT IN in the
     # query, which grew with every batch of a cycle (2,000 feeds: ~160 claims binding up to
     # 2,000 ids each). `--all` takes the least recently fetched first, so what this cycle
     # polled sinks to the end; pages follow while a whole page is skipped.
     order = (sa.nulls_first(_FEED.c.last_fetch_at), _FEED.c.id) if force else (_FEED.c.next_due_at,)
     page = limit * 4 + 8
-    chosen: list[sa.Row[Any]] = []
+    conn = session.connection()
+    chosen: list[Any] = []  # rows of `cols`
     for offset in itertools.count(0, page):
-        rows = session.execute(
+        rows = conn.execute(
             sa.select(*cols)
             .where(_FEED.c.enabled)
             .where(sa.not_(held) if force else due)
@@ -123,12 +125,12 @@ def claim_feeds(
         session.commit()
         return []
     claimed = set(
-        session.execute(
-            sa.update(Feed)
-            .where(col(Feed.id).in_([r.id for r in chosen]))
+        conn.execute(
+            sa.update(_FEED)
+            .where(_FEED.c.id.in_([r.id for r in chosen]))
             .where(sa.not_(held) if force else due)
             .values(next_due_at=now + lease, claimed_by=worker)
-            .returning(col(Feed.id))
+            .returning(_FEED.c.id)
         ).scalars()
     )
     session.commit()
@@ -152,34 +154,79 @@ def release_feed(session: Session, feed_id: str, *, worker: str, now: dt.datetim
     )
 
 
-def load_feeds(session: Session, feed_ids: Sequence[str], *, lock: bool = False) -> dict[str, Feed]:
+@dataclass(slots=True, eq=False)
+class FeedRow:
+    """A feed's row as a poll's outcome reads and updates it: plain attributes, written back
+    by save_feeds in one statement for a whole batch. (The ORM's Feed objects cost the
+    writer more than the database did: a tracked attribute set, then a flush, for each of
+    twenty columns of every feed; a third of a cycle of 304s.) tests/test_storing.py checks
+    that it holds every column of the table."""
+
+    id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    initialized: bool
+    last_fetch_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_errors: int
+    last_item_count: int
+    total_items: int
+    next_due_at: dt.datetime | None
+    claimed_by: str | None
+    enabled: bool
+    last_error_kind: str | None
+    health: str
+    health_since: dt.datetime | None
+    last_new_at: dt.datetime | None
+    gaps: list[float] | None
+    interval_s: float | None
+    body_hash: str | None
+    moved_to: str | None
+    title: str | None
+
+
+ROW_COLUMNS = tuple(f.name for f in fields(FeedRow))
+# What a poll's outcome writes back: not the configuration's part (id, url, enabled), which
+# sync_feeds owns.
+_OUTCOME = tuple(n for n in ROW_COLUMNS if n not in ("id", "url", "enabled"))
+_ROWS = sa.select(*(_FEED.c[n] for n in ROW_COLUMNS))
+
+
+def load_feeds(
+    session: Session, feed_ids: Sequence[str], *, lock: bool = False
+) -> dict[str, FeedRow]:
     """Feed rows by id, in one query for many (a writer's batch); a missing id is a KeyError.
     `lock`: held for this transaction on PostgreSQL (FOR UPDATE, in id order, so two
     writers never deadlock), so that two workers that both polled a feed (one's lease ran
     out) count its errors and see a change of its health state one after the other, never
-    both from the same row."""
-    rows: dict[str, Feed] = {}
+    both from the same row. Changes are written by save_feeds."""
+    rows: dict[str, FeedRow] = {}
+    conn = session.connection()
     for chunk in chunks(sorted(set(feed_ids))):
-        query = select(Feed).where(col(Feed.id).in_(chunk))
+        query = _ROWS.where(_FEED.c.id.in_(chunk))
         if lock:
-            query = query.order_by(col(Feed.id)).with_for_update()
-        rows.update((f.id, f) for f in session.exec(query))
+            query = query.order_by(_FEED.c.id).with_for_update()
+        rows.update((r[0], FeedRow(*r)) for r in conn.execute(query))
     for feed_id in feed_ids:
         if feed_id not in rows:
             raise KeyError(feed_id)
     return rows
 
 
-def get_feed(session: Session, feed_id: str, *, lock: bool = False) -> Feed:
-    feed = session.get(Feed, feed_id, with_for_update=lock or None)
-    if feed is None:
-        raise KeyError(feed_id)
-    return feed
+def get_feed(session: Session, feed_id: str, *, lock: bool = False) -> FeedRow:
+    return load_feeds(session, [feed_id], lock=lock)[feed_id]
+
+
+def save_feeds(session: Session, rows: Iterable[FeedRow]) -> None:
+    """Write back what polls' outcomes changed in these rows (record_success and the like)."""
+    update_many(session, Feed, "id", [{n: getattr(r, n) for n in ("id", *_OUTCOME)} for r in rows])
 
 
 def record_success(
-    session: Session,
-    feed: Feed,
+    feed: FeedRow,
     *,
     now: dt.datetime,
     status: int,
@@ -198,7 +245,8 @@ def record_success(
 ) -> None:
     """A good poll: validators, counts, the next due time, the hash of the body it parsed, a
     permanent move, the feed's title; its health state, cadence (gaps, the last new item)
-    and interval as health.py decided them; the claim is released."""
+    and interval as health.py decided them; the claim is released. (On the row: save_feeds
+    writes it, as it does for record_failure and record_unproven.)"""
     _set_health(feed, health, now)
     if gaps is not None:
         feed.gaps = list(gaps)
@@ -229,12 +277,10 @@ def record_success(
     feed.initialized = True
     feed.next_due_at = next_due
     feed.claimed_by = None
-    session.add(feed)
 
 
 def record_failure(
-    session: Session,
-    feed: Feed,
+    feed: FeedRow,
     *,
     now: dt.datetime,
     status: int | None,
@@ -254,22 +300,18 @@ def record_failure(
     feed.consecutive_errors += 1
     feed.next_due_at = next_due
     feed.claimed_by = None
-    session.add(feed)
 
 
-def record_unproven(
-    session: Session, feed: Feed, *, now: dt.datetime, status: int, next_due: dt.datetime
-) -> None:
+def record_unproven(feed: FeedRow, *, now: dt.datetime, status: int, next_due: dt.datetime) -> None:
     """A poll that answered but proves nothing (a 304 after a failed parse: the same broken
     body): the fetch and the next due time are recorded; errors and state stay as they are."""
     feed.last_fetch_at = now
     feed.last_status = status
     feed.next_due_at = next_due
     feed.claimed_by = None
-    session.add(feed)
 
 
-def _set_health(feed: Feed, health: str | None, now: dt.datetime) -> None:
+def _set_health(feed: FeedRow, health: str | None, now: dt.datetime) -> None:
     if health is not None and health != feed.health:
         feed.health = health
         feed.health_since = now

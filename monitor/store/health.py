@@ -13,7 +13,8 @@ from collections.abc import Collection, Sequence
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from monitor.models import Delivery, Feed, FeedHealth, HealthMessage
+from monitor.models import Delivery, FeedHealth, HealthMessage
+from monitor.store.feeds import FeedRow
 
 
 def new_health_id(now: float | None = None) -> str:
@@ -24,7 +25,7 @@ def new_health_id(now: float | None = None) -> str:
 
 def add_health_change(
     session: Session,
-    feed: Feed,
+    feed: FeedRow,
     previous: str,
     now: dt.datetime,
     channels: Collection[str],
