@@ -28,6 +28,7 @@ query word "missile" is the substring `\\x01missile\\x01`, a prefix "missile*" i
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from itertools import accumulate
@@ -71,10 +72,18 @@ def _token_re(no: str, *, ascii_only: bool = False) -> re.Pattern[str]:
 # returns gaps and tokens alternately.
 _TOKEN_ASCII: Final = _token_re("", ascii_only=True)
 _TOKEN_PLAIN: Final = _token_re("")
-_TOKEN_CJK: Final = _token_re(_CJK)
-_GROUPED: Final = {
-    p: re.compile(f"({p.pattern})") for p in (_TOKEN_ASCII, _TOKEN_PLAIN, _TOKEN_CJK)
-}
+_GROUPED: Final = {p: re.compile(f"({p.pattern})") for p in (_TOKEN_ASCII, _TOKEN_PLAIN)}
+
+
+@functools.cache
+def _token_cjk() -> re.Pattern[str]:
+    """The pattern for text with CJK characters (and its grouped form, in _GROUPED), compiled
+    when such text first comes: the Han, kana and Hangul ranges make the two 33 ms of
+    every start otherwise."""
+    p = _token_re(_CJK)
+    _GROUPED[p] = re.compile(f"({p.pattern})")
+    return p
+
 _POSSESSIVE: Final = re.compile(rf"'s(?={SEP}|$)")
 _NON_ASCII: Final = re.compile(r"[^\x00-\x7f]+")
 
@@ -156,7 +165,7 @@ def fold(text: str) -> str:
 def _pattern(folded: str) -> re.Pattern[str]:
     if folded.isascii():
         return _TOKEN_ASCII
-    return _TOKEN_PLAIN if not _CJK_RE.search(folded) else _TOKEN_CJK
+    return _TOKEN_PLAIN if not _CJK_RE.search(folded) else _token_cjk()
 
 
 def _cleanup(joined: str) -> str:
