@@ -357,3 +357,38 @@ def test_a_claimed_alert_carries_its_alert_and_item_as_stored(engine) -> None:  
     assert one.terms == ("north korea", "missile") and one.snippet == hit.snippet
     assert one.created_at == NOW and one.also_reported_by == () and not one.held_back
     assert (other.title, other.summary, other.terms) == ("t b", "body", ())
+
+
+@pytest.mark.parametrize("at_the_top", [False, True])
+def test_new_items_come_back_with_their_own_ids(engine, at_the_top: bool) -> None:  # type: ignore[no-untyped-def]
+    # On SQLite the ids of a batch's inserts are read back as the last rowids; a table whose
+    # largest id is the largest integer makes SQLite pick them at random: looked up instead.
+    with Session(engine) as s:
+        store.sync_feeds(s, [("f2", "http://example.org/2"), ("f3", "http://example.org/3")], NOW)
+        if at_the_top:  # PostgreSQL's ids are 32-bit; its own sequence numbers the rest
+            top = 2**63 - 1 if engine.dialect.name == "sqlite" else 2**31 - 1
+            s.add(Item(id=top, feed_id="f3", guid="top", content_hash="x"))
+        store.upsert_items(s, "f1", [item("old")], NOW)
+        s.commit()
+    batch = [
+        ("f1", [item("a"), item("b")], NOW),
+        ("f2", [replace_feed(item("a"), "f2")], NOW),
+        ("f3", [replace_feed(item(g), "f3") for g in ("x", "y", "z")], NOW),
+    ]
+    with Session(engine) as s:
+        stored = store.upsert_many(s, batch)
+        s.commit()
+        rows = {(r.feed_id, r.guid): r.id for r in s.exec(select(Item))}
+    pairs = zip(batch, stored, strict=True)
+    got = [(f, it.data.guid, it.id) for (f, *_), out in pairs for it in out]
+    assert [(f, g) for f, g, _ in got] == [
+        ("f1", "a"), ("f1", "b"), ("f2", "a"), ("f3", "x"), ("f3", "y"), ("f3", "z"),
+    ]  # fmt: skip
+    assert all(rows[(f, g)] == i for f, g, i in got)
+    assert len({i for *_, i in got}) == len(got)
+
+
+def replace_feed(data: ItemData, feed_id: str) -> ItemData:
+    import dataclasses
+
+    return dataclasses.replace(data, feed_id=feed_id)

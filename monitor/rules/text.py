@@ -84,6 +84,7 @@ def _token_cjk() -> re.Pattern[str]:
     _GROUPED[p] = re.compile(f"({p.pattern})")
     return p
 
+
 _POSSESSIVE: Final = re.compile(rf"'s(?={SEP}|$)")
 _NON_ASCII: Final = re.compile(r"[^\x00-\x7f]+")
 
