@@ -34,7 +34,7 @@ import structlog
 from monitor.errors import ExtractError, FetchError
 from monitor.fetch import Fetcher, host_of
 from monitor.models import Hit, ItemData
-from monitor.workers import WorkerFailed
+from monitor.workers import ByName, WorkerFailed
 
 if TYPE_CHECKING:  # the workers' code: imported here only when a page is read
     from monitor.extract import Article
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # the workers' code: imported here only when a page is read
     from monitor.stories import Sketch
 
 log = structlog.get_logger("monitor.fulltext")
+_READ_PAGE = ByName("monitor.jobs", "read_page")  # imported by the worker (workers.ByName)
 
 TEASER_WORDS = 50  # an item with less text than this is a teaser (a title and a sentence or two)
 CACHE_ENTRIES = 2_000  # articles kept by URL (a few MB)
@@ -202,15 +203,13 @@ async def _read(
     pages_dir: str | None,
     fresh: bool,
 ) -> tuple[PageRead, str]:
-    from monitor.jobs import read_page
-
     cache = pages.cache
     while (pending := cache.inflight.get(url)) is not None:
         await asyncio.shield(pending)  # another poll is reading this URL: wait for it
     article = None if fresh else cache.get(url)
     if article is not None:
         job = await pages.run(
-            read_page, item, body=None, url=url, content_type=None, article=article,
+            _READ_PAGE, item, body=None, url=url, content_type=None, article=article,
             feed_tags=feed_tags, watchlist=watchlist,
         )  # fmt: skip
         return job, "cached"
@@ -222,7 +221,7 @@ async def _read(
         if result.truncated:
             log.info("page_cut", url=url, at=len(result.body or b""))
         job = await pages.run(
-            read_page, item, body=result.body, url=result.url if not pages_dir else url,
+            _READ_PAGE, item, body=result.body, url=result.url if not pages_dir else url,
             content_type=result.content_type, feed_tags=feed_tags, watchlist=watchlist,
         )  # fmt: skip
         cache.put(url, job.article)

@@ -31,12 +31,15 @@ from monitor.outcomes import CycleReport, FeedOutcome
 from monitor.rules import Watchlist
 from monitor.storing import FeedJob, Fetched, Health, Rules, Writer, record_failure
 from monitor.units import format_duration
-from monitor.workers import Shared, WorkerFailed, WorkerPool
+from monitor.workers import ByName, Shared, WorkerFailed, WorkerPool
 
 if TYPE_CHECKING:  # the parse code is the workers': a cycle of 304s never loads it here
     from monitor.jobs import ParsedAndMatched
 
 log = structlog.get_logger("monitor.pipeline")
+# The parse code is the workers' to import (workers.ByName): this process loads it with the
+# first reply, not before the first job.
+_PARSE_AND_MATCH = ByName("monitor.jobs", "parse_and_match")
 
 
 @dataclass
@@ -269,13 +272,11 @@ async def _parse(
 ) -> ParsedAndMatched:
     """Parse and match in a worker process (CPU deadline, memory limit; both cores); in a
     thread when the context has no workers (tests, one-off tools)."""
-    from monitor.jobs import parse_and_match  # the first parse of the process imports it
-
     body = result.body or b""
     run, arg = _runner(ctx, ctx.watchlist())
     try:
         done: ParsedAndMatched = await run(
-            parse_and_match, body, feed_id=feed.id, base_url=result.url, fetched_at=now,
+            _PARSE_AND_MATCH, body, feed_id=feed.id, base_url=result.url, fetched_at=now,
             feed_tags=feed.tags, watchlist=arg,
         )  # fmt: skip
     except WorkerFailed as exc:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
 import math
 import multiprocessing
 import os
@@ -68,6 +69,21 @@ class Shared:
     version: str
     value: Any = None
     sent: bool = True  # False: the worker has this version already; value is not in the frame
+
+
+@dataclass(frozen=True, slots=True)
+class ByName:
+    """A job named by its module and function, called like it: the frame carries the two
+    names and the worker imports the module (the forkserver has, for PRELOAD's). So the
+    daemon need not import the parse code to send its first job: it did, on the loop, 0.14 s
+    of numpy and feedparser while the workers waited for it; now it does when the first
+    reply, which holds the code's classes, arrives, and the workers are busy meanwhile."""
+
+    module: str
+    name: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args, **kwargs)
 
 
 class WorkerFailed(Exception):
@@ -244,15 +260,23 @@ class WorkerPool:
             self._starting = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:
-        for w in await asyncio.gather(*(self._spawn() for _ in range(self.size))):
+        for w in await asyncio.gather(*(self._spawn(at_start=True) for _ in range(self.size))):
             self._serve(w)
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self, *, at_start: bool = False) -> _Worker:
         ours, theirs = socket.socketpair()
         process: BaseProcess = self._context.Process(  # type: ignore[attr-defined]
             target=_worker, args=(theirs, self.memory_mb << 20), daemon=True
         )
-        await asyncio.to_thread(_start, process)  # a round trip to the forkserver
+        if at_start:
+            # On the loop's own thread: a round trip to the forkserver, 3-6 ms. From a thread
+            # it took 0.3 s at the start of a cycle, a GIL hand-over at every one of its
+            # system calls while the loop's first fetches held the GIL, and the first bodies
+            # waited for it. (The forkserver has long finished its imports by now: they are
+            # a part of the daemon's own, started before them.)
+            _start(process)
+        else:
+            await asyncio.to_thread(_start, process)  # a replacement: never block the loop
         theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
         worker = _Worker(process, reader, writer)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from monitor.errors import ParseError
-from monitor.workers import Shared, WorkerFailed, WorkerPool
+from monitor.workers import ByName, Shared, WorkerFailed, WorkerPool
 
 # --- jobs (module level: a worker imports them by name) ---------------------------------------
 
@@ -108,6 +108,21 @@ async def test_a_breach_fails_its_job_with_the_reason_and_the_worker_is_replaced
     assert failed.value.reason == reason
     after, _ = await pool.run(whoami)  # waits for the replacement
     assert after != before and pool.replaced == 1
+
+
+async def test_a_job_by_name_is_imported_by_the_worker_not_by_the_sender(
+    pool: WorkerPool,
+) -> None:
+    import pickle
+    import sys
+
+    job = ByName("tests.test_workers", "whoami")
+    assert len(pickle.dumps(job)) < 120  # two names, not the function
+    pid, _ = await pool.run(job)
+    assert pid != os.getpid()
+    # A module the daemon never imported runs in the worker all the same.
+    assert "cmath" not in sys.modules
+    assert await pool.run(ByName("cmath", "sqrt"), -1) == 1j and "cmath" not in sys.modules
 
 
 async def test_a_shared_argument_goes_to_a_worker_once_per_version(pool: WorkerPool) -> None:
