@@ -92,13 +92,37 @@ def insert_many(
     for a column the rows leave out takes Core's path, which fills it in."""
     if not rows:
         return
+    names = list(rows[0])
+    if any(len(r) != len(names) for r in rows):
+        conn = session.connection()
+        insert = _upsert(conn.dialect.name)
+        t: sa.Table = getattr(table, "__table__", table)
+        conn.execute(insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert(), rows)
+        return
+    insert_tuples(
+        session, table, names, [tuple(r[n] for n in names) for r in rows],
+        ignore_conflicts=ignore_conflicts,
+    )  # fmt: skip
+
+
+def insert_tuples(
+    session: Session,
+    table: Any,
+    names: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """insert_many with each row the values of `names`, in that order: the writer's items
+    (40,000 a cycle) are built as tuples, not dicts to take apart again."""
+    if not rows:
+        return
     conn = session.connection()
     t: sa.Table = getattr(table, "__table__", table)
-    names = list(rows[0])
-    missing = [c for c in t.columns if c.name not in rows[0] and c.default is not None]
-    if missing or any(len(r) != len(names) for r in rows):
+    if any(c.name not in names and c.default is not None for c in t.columns):
         insert = _upsert(conn.dialect.name)
-        conn.execute(insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert(), rows)
+        stmt = insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert()
+        conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in rows])
         return
     mark, prep = _mark(conn), conn.dialect.identifier_preparer
     sql = (
@@ -106,7 +130,7 @@ def insert_many(
         f"VALUES ({', '.join([mark] * len(names))})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )
-    conn.exec_driver_sql(sql, _values(conn, t, names, rows))
+    conn.exec_driver_sql(sql, _processed_rows(conn, t, names, rows))
 
 
 def update_many(session: Session, table: Any, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -124,24 +148,30 @@ def update_many(session: Session, table: Any, key: str, rows: Sequence[dict[str,
         f"UPDATE {prep.format_table(t)} SET {', '.join(f'{prep.quote(n)} = {mark}' for n in names)}"
         f" WHERE {prep.quote(key)} = {mark}"
     )
-    conn.exec_driver_sql(sql, _values(conn, t, [*names, key], rows))
+    keyed = [*names, key]
+    conn.exec_driver_sql(
+        sql, _processed_rows(conn, t, keyed, [tuple(r[n] for n in keyed) for r in rows])
+    )
 
 
 def _mark(conn: sa.Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def _values(
-    conn: sa.Connection, t: sa.Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+def _processed_rows(
+    conn: sa.Connection, t: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> list[tuple[Any, ...]]:
-    """The rows' values of `names`, in order, as the driver takes them."""
+    """The rows (values of `names`, in order) as the driver takes them: each column through
+    its bind processor. Columns are taken out and put back by zip, in C."""
     dialect = conn.dialect
     procs = [t.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    columns = (_processed(p, [r[n] for r in rows]) for p, n in zip(procs, names, strict=True))
+    if all(p is None for p in procs):
+        return list(rows)
+    columns = [_processed(p, col) for p, col in zip(procs, zip(*rows, strict=True), strict=True)]
     return list(zip(*columns, strict=True))
 
 
-def _processed(proc: Any, column: list[Any]) -> list[Any]:
+def _processed(proc: Any, column: Sequence[Any]) -> Sequence[Any]:
     """A column's values through its bind processor, each distinct value once (the rows of
     one batch share their timestamps; half a cycle's items have no categories, and 6,000
     items of the bench's feeds have 406 distinct lists)."""
@@ -151,21 +181,25 @@ def _processed(proc: Any, column: list[Any]) -> list[Any]:
     lists: dict[tuple[str, ...], Any] = {}  # JSON lists of strings (categories, terms)
     out = []
     for v in column:
+        kind = type(v)
+        if kind is list or kind is tuple:  # a JSON list: reused only if of strings, keyed by
+            # its tuple ([1] and [True] are equal, and would be one key)
+            if not all(type(x) is str for x in v):
+                out.append(proc(v))
+                continue
+            key = v if kind is tuple else tuple(v)
+            got = lists.get(key)
+            if got is None:
+                got = lists[key] = proc(v)
+            out.append(got)
+            continue
         try:
             out.append(done[v])
         except KeyError:
             done[v] = got = proc(v)
             out.append(got)
-        except TypeError:  # unhashable: a JSON list (of strings only, keyed by its tuple:
-            # [1] and [True] would be one key) or something else, not reused
-            if type(v) is list and all(type(x) is str for x in v):
-                key = tuple(v)
-                got = lists.get(key)
-                if got is None:
-                    got = lists[key] = proc(v)
-                out.append(got)
-            else:
-                out.append(proc(v))
+        except TypeError:  # unhashable, not reused
+            out.append(proc(v))
     return out
 
 

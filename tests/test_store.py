@@ -313,14 +313,15 @@ def test_among_selects_exactly_the_rows_of_the_values_asked_for(engine) -> None:
 
 
 def test_column_values_are_processed_as_the_bind_processor_would_each_one() -> None:
-    """db._processed reuses a value's processed form for equal values only: lists of
-    strings by their tuple, not [1] for [True] (equal as tuples, not as JSON)."""
+    """db._processed reuses a value's processed form for equal values only: lists and tuples
+    of strings by their tuple, not [1] for [True] (equal as tuples, not as JSON)."""
     from sqlalchemy.dialects import sqlite
 
     dialect = sqlite.dialect()
     proc = sa.JSON().dialect_impl(dialect).bind_processor(dialect)
     column = [[], ["News"], [], ["News"], ["a", "b"], [1], [True], [1.0], ["1"], [{"a": 1}], None]
     column += [{"a": [1]}, {"a": [True]}, "x", ["x"], [["x"]], [("x",)]]
+    column += [(), ("News",), ("x",), (1,), (True,), (1.0,), ("a", "b"), (("x",),)]
     assert db._processed(proc, column) == [proc(v) for v in column]
     assert db._processed(None, column) is column
 
