@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,26 @@ def test_the_ascii_pattern_agrees_with_the_plain_one_on_ascii(text: str) -> None
         plain = t._TOKEN_PLAIN if pattern is t._TOKEN_ASCII else t._GROUPED[t._TOKEN_PLAIN]
         assert pattern.findall(text) == plain.findall(text)
         assert pattern.split(text) == plain.split(text)
+
+
+def _backtracking(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """The same pattern with its possessive repeats made plain greedy ones."""
+    return re.compile(pattern.pattern.replace("++", "+").replace("*+", "*"))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZé09_.'’- \x01\t\nU.S.x'y北ʰ\u0301")), max_size=40))
+def test_the_possessive_token_patterns_find_what_backtracking_ones_do(text: str) -> None:
+    """The word's repeats are possessive for speed: nothing follows them, so they match the
+    same tokens (findall) and the same gaps (split, the grouped forms) as plain ones."""
+    from monitor.rules import text as t
+
+    folded = fold(text)
+    for pattern in (t._TOKEN_ASCII, t._TOKEN_PLAIN, t._token_cjk(), *t._GROUPED.values()):
+        assert "++" in pattern.pattern
+        plain = _backtracking(pattern)
+        assert pattern.findall(folded) == plain.findall(folded)
+        assert pattern.split(folded) == plain.split(folded)
 
 
 def test_the_ascii_pattern_agrees_on_the_corpus_text() -> None:

@@ -56,14 +56,18 @@ def _token_re(no: str, *, ascii_only: bool = False) -> re.Pattern[str]:
     """The token pattern; `no` lists characters that are never part of a word (CJK).
     `ascii_only`: the same pattern for ASCII text, with ASCII classes (on ASCII, `[^\\W_]` is
     `[a-zA-Z0-9]`), which the regex engine tests by range rather than by Unicode category:
-    a quarter faster on the bench's summaries."""
+    a quarter faster on the bench's summaries.
+
+    A word's repeats are possessive (`++`, `*+`): nothing follows them in the pattern, so they
+    never give back what they took and the tokens are the same, but the engine keeps no
+    backtracking state for each character (findall 8.4 -> 4.5 us on a bench summary)."""
     letter = "[a-zA-Z]" if ascii_only else rf"[^\W\d_{no}]"
     word = "[a-zA-Z0-9]" if ascii_only else rf"[^\W_{no}]"
     return re.compile(
         (rf"[{no}]|" if no else "")
         # U.S. / U.S / e.g. (the lookahead keeps ordinary words off this slower branch)
         + rf"(?={letter}\.{letter})(?:{letter}\.)+{letter}(?!{word})\.?"
-        + rf"|{word}+(?:'{word}+)*"  # a word, apostrophes inside allowed
+        + rf"|{word}++(?:'{word}++)*+"  # a word, apostrophes inside allowed
     )
 
 
