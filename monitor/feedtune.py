@@ -272,7 +272,7 @@ def _fast_pop(self: Any, element: str, strip_whitespace: int = 1) -> Any:
         elif element == "link":
             if not self.inimage:
                 output = output.replace("&amp;", "&")
-                output = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", output)
+                output = _unref(output)
                 self.entries[-1][element] = output
                 if output:
                     self.entries[-1]["links"][-1]["href"] = output
@@ -293,7 +293,7 @@ def _fast_pop(self: Any, element: str, strip_whitespace: int = 1) -> Any:
             element = "subtitle"
         context[element] = output
         if element == "link":
-            output = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", output)
+            output = _unref(output)
             context[element] = output
             context["links"][-1]["href"] = output
         elif self.incontent:
@@ -301,6 +301,15 @@ def _fast_pop(self: Any, element: str, strip_whitespace: int = 1) -> Any:
             contentparams["value"] = output
             context[element + "_detail"] = contentparams
     return output
+
+
+_ENTITY_REF = re.compile("&([A-Za-z0-9_]+);")
+
+
+def _unref(link: str) -> str:
+    """pop's `re.sub("&([A-Za-z0-9_]+);", r"&\\g<1>", link)` on every link: compiled once, and
+    not run on a link without "&" (most), where it changes nothing."""
+    return _ENTITY_REF.sub(r"&\g<1>", link) if "&" in link else link
 
 
 _POP_SHIPPED = _mixin._FeedParserMixin.__dict__["pop"]
