@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from monitor.db import among, insert_ignore_many
+from monitor.db import among, insert_ignore_many, insert_tuples
 from monitor.models import Item, StoryBand, StoryMember
 
 _MEMBER: sa.Table = StoryMember.__table__  # type: ignore[attr-defined]
@@ -112,12 +112,8 @@ def add(
             for m in new
         ],
     )
-    rows = [
-        {"band": b, "item_id": m.item_id, "seen_at": seen_at}
-        for m in new
-        for b in bands.get(m.item_id, ())
-    ]
-    insert_ignore_many(session, StoryBand, rows)
+    rows = [(b, m.item_id, seen_at) for m in new for b in bands.get(m.item_id, ())]
+    insert_tuples(session, StoryBand, ("band", "item_id", "seen_at"), rows, ignore_conflicts=True)
 
 
 def item_stories(session: Session, item_ids: Iterable[int]) -> dict[int, str]:
