@@ -46,7 +46,7 @@ from monitor.normalize import (
     strip_page_chrome,
     tidy,
 )
-from monitor.records import utcnow
+from monitor.records import pickled_by_fields, utcnow
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
@@ -72,6 +72,7 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Article:
     text: str  # plain text, one paragraph a line

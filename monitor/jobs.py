@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 
 from monitor.extract import Article, extract_article
 from monitor.parse import ParsedFeed, parse_feed
-from monitor.records import Hit, ItemData
+from monitor.records import Hit, ItemData, pickled_by_fields
 from monitor.rules import Watchlist
 from monitor.stories import Sketch, item_sketch
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParsedAndMatched:
     parsed: ParsedFeed
@@ -50,6 +51,7 @@ def parse_and_match(
     )
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PageRead:
     article: Article  # what the page says (cached by the daemon for other items of its URL)

@@ -78,7 +78,7 @@ from monitor.normalize import (
     strip_page_chrome,
     zone_name,
 )
-from monitor.records import ItemData
+from monitor.records import ItemData, pickled_by_fields
 from monitor.web import is_web_url
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU
@@ -92,6 +92,7 @@ _EPOCH = re.compile(r"\d{9,13}(\.\d+)?")
 _NO_LANGUAGE = frozenset({"mul", "und", "zxx", "mis"})
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     title: str | None

@@ -46,7 +46,7 @@ from operator import eq
 import numpy as np
 
 from monitor.normalize import strip_accents
-from monitor.records import ItemData
+from monitor.records import ItemData, pickled_by_fields
 
 # --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
 SHINGLE = 3  # words per shingle
@@ -294,6 +294,7 @@ def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
 _HEAD = struct.Struct("<BHBHBB")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Sketch:
     """What story identity keeps of an item: `bands` to find candidates, the rest to judge."""

@@ -53,6 +53,8 @@ from typing import Any
 
 import structlog
 
+from monitor.records import pickled_by_fields
+
 log = structlog.get_logger("monitor.workers")
 
 PRELOAD = ["monitor.jobs"]  # what the forkserver imports once (feedparser, the rules, ...)
@@ -60,6 +62,7 @@ _HEADER = struct.Struct("!Q")
 _MAX_REPLY = 256 << 20  # a reply this large is a bug: never allocate it
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Shared:
     """An argument a worker keeps between jobs, sent to it once per `version` (a compiled
@@ -71,6 +74,7 @@ class Shared:
     sent: bool = True  # False: the worker has this version already; value is not in the frame
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ByName:
     """A job named by its module and function, called like it: the frame carries the two

@@ -272,3 +272,41 @@ def test_an_item_crosses_the_pipe_whole() -> None:
     back = pickle.loads(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
     assert back == item and type(back) is ItemData
     assert [getattr(back, f.name) for f in dataclasses.fields(ItemData)] == list(values.values())
+
+
+def test_what_crosses_the_pipe_pickles_without_asking_for_its_fields(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A parse's reply and a job's frame are dataclasses pickled as their constructors'
+    arguments (records.pickled_by_fields): each comes back equal and of its type, and neither
+    side asks `dataclasses.fields()` for every object as a frozen dataclass's own way does."""
+    import dataclasses
+    import datetime as dt
+    import pickle
+
+    from monitor.extract import Article
+    from monitor.jobs import PageRead, ParsedAndMatched
+    from monitor.parse import ParsedFeed
+    from monitor.records import Hit, ItemData
+    from monitor.stories import Sketch
+    from monitor.workers import ByName, Shared
+
+    item = ItemData("f", "g", "https://example.org/a", "A title", categories=("a",))
+    hit = Hit("rule", ("term",), "a «term»")
+    sketch = Sketch(("07:3fa9c2d41b0e",), (1, 2), (3,), 5, frozenset({7}), (9,))
+    article = Article("The text.", "A title", "Wire", dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
+    objects = [
+        item,
+        hit,
+        sketch,
+        ParsedFeed("Feed", [item], None),
+        ParsedAndMatched(ParsedFeed(None, [item], "bozo"), {"g": [hit]}, "v1", {"g": sketch}),
+        PageRead(article, item, [hit], "v1", None),
+        Shared("watchlist", "v1", None, sent=False),
+        ByName("monitor.jobs", "parse_and_match"),
+        dt.datetime(2026, 12, 3, tzinfo=dt.UTC),
+    ]
+    asked: list[object] = []
+    real = dataclasses.fields
+    monkeypatch.setattr(dataclasses, "fields", lambda x: asked.append(x) or real(x))
+    back = pickle.loads(pickle.dumps(objects, pickle.HIGHEST_PROTOCOL))
+    assert back == objects and [type(b) for b in back] == [type(o) for o in objects]
+    assert asked == []
