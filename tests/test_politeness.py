@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 import structlog
 
 from monitor import db, pipeline, scheduler, store
@@ -110,3 +111,43 @@ async def test_fetches_in_flight_stay_within_poll_concurrency(
         await rt.aclose()
     assert sorted(o.feed_id for o in report.feeds if o.ok) == sorted(feeds)
     assert feed_server.peak == 3  # the slots were used, and not passed
+
+
+async def test_polls_waiting_for_the_writer_give_their_places_to_new_ones(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll whose feed waits for the writer's batch is past its fetch and parse: its place
+    goes to a new poll (up to pipeline.HELD such places), so more polls are under way than
+    IN_FLIGHT a fetch slot while a batch gathers, and never more than the two bounds."""
+    from monitor import storing
+
+    monkeypatch.setattr(storing, "FULL", 100)  # a batch waits for every poll on its way
+    monkeypatch.setattr(storing, "LINGER", 5.0)
+    monkeypatch.setattr(pipeline, "IN_FLIGHT", 1)
+    monkeypatch.setattr(pipeline, "HELD", 3)
+    feeds = ["f"] + [f"g{i}" for i in range(15)]
+    for n, f in enumerate(feeds):
+        body = FEED.replace(b"<guid>a</guid>", f"<guid>{f}</guid>".encode())
+        # one quick feed in four: its poll waits for the batch while the others still fetch
+        feed_server.routes[f"/{f}"] = Route(body, delay=0.0 if n % 4 == 0 else 0.3)
+    urls = [(f, feed_server.url("/" + f)) for f in feeds]
+    rt = runtime(tmp_path, urls[0][1], *urls[1:], poll=", concurrency: 4, per_host: 4")
+    under_way = [0, 0]  # now, at most
+    poll_feed = pipeline.poll_feed
+
+    async def counted(*args: object) -> object:
+        under_way[0] += 1
+        under_way[1] = max(under_way)
+        try:
+            return await poll_feed(*args)  # type: ignore[arg-type]
+        finally:
+            under_way[0] -= 1
+
+    monkeypatch.setattr(pipeline, "poll_feed", counted)
+    try:
+        report = await pipeline.poll(rt.ctx, everything=True)
+    finally:
+        await rt.aclose()
+    assert sorted(o.feed_id for o in report.feeds if o.ok) == sorted(feeds)
+    places = pipeline.IN_FLIGHT * 4
+    assert places < under_way[1] <= places + pipeline.HELD
