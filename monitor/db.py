@@ -94,10 +94,7 @@ def insert_many(
         return
     names = list(rows[0])
     if any(len(r) != len(names) for r in rows):
-        conn = session.connection()
-        insert = _upsert(conn.dialect.name)
-        t: sa.Table = getattr(table, "__table__", table)
-        conn.execute(insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert(), rows)
+        _core_insert(session, table, rows, ignore_conflicts)
         return
     insert_tuples(
         session, table, names, [tuple(r[n] for n in names) for r in rows],
@@ -120,9 +117,8 @@ def insert_tuples(
     conn = session.connection()
     t: sa.Table = getattr(table, "__table__", table)
     if any(c.name not in names and c.default is not None for c in t.columns):
-        insert = _upsert(conn.dialect.name)
-        stmt = insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert()
-        conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in rows])
+        rows_d = [dict(zip(names, r, strict=True)) for r in rows]
+        _core_insert(session, table, rows_d, ignore_conflicts)
         return
     mark, prep = _mark(conn), conn.dialect.identifier_preparer
     sql = (
@@ -131,6 +127,16 @@ def insert_tuples(
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )
     conn.exec_driver_sql(sql, _processed_rows(conn, t, names, rows))
+
+
+def _core_insert(
+    session: Session, table: Any, rows: list[dict[str, Any]], ignore_conflicts: bool
+) -> None:
+    """The rows by Core's INSERT (ragged rows; Python-side defaults to fill in)."""
+    conn = session.connection()
+    t: sa.Table = getattr(table, "__table__", table)
+    insert = _upsert(conn.dialect.name)
+    conn.execute(insert(t).on_conflict_do_nothing() if ignore_conflicts else t.insert(), rows)
 
 
 def update_many(session: Session, table: Any, key: str, rows: Sequence[dict[str, Any]]) -> None:

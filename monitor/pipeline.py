@@ -140,6 +140,9 @@ async def _cycle(
     # Claim in batches of a quarter of the fetch slots or more, not one feed per finished poll.
     worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
     while True:
+        # Cleared before the places are counted: a feed handed over from here on wakes the
+        # wait below, even one handed over while the claim waits for the writer.
+        ctx.writer.handed.clear()
         held = min(ctx.writer.holding, HELD)  # past fetch and parse: their places are free
         room = IN_FLIGHT * concurrency - len(running) + held
         if ctx.stopping.is_set():
@@ -171,7 +174,6 @@ async def _next_done(
 ) -> set[asyncio.Task[FeedOutcome]]:
     """The polls that finished, once one has, or once one has handed its feed to the writer
     (its place is free: claim again)."""
-    ctx.writer.handed.clear()
     handed = asyncio.ensure_future(ctx.writer.handed.wait())
     try:
         done, _ = await asyncio.wait({*running, handed}, return_when=asyncio.FIRST_COMPLETED)

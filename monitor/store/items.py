@@ -158,8 +158,8 @@ def _tombstoned(session: Session, keys: Sequence[Key]) -> set[Key]:
 
 
 # The item columns an insert writes: the row's identity and times, then the item's own fields
-# (_FIELDS, read off an ItemData in one call; categories go as the tuple, which the JSON
-# column writes as it writes a list).
+# (_FIELDS, read off an ItemData in one call, an update's too; categories go as the tuple,
+# which the JSON column writes as it writes a list).
 _FIELDS = (
     "url", "title", "summary", "content", "author", "categories", "source", "language",
     "content_hash", "page_status", "page_error",
@@ -169,19 +169,7 @@ _values_of = attrgetter(*_FIELDS)
 
 
 def _fields(data: ItemData) -> dict[str, Any]:
-    return {
-        "url": data.url,
-        "title": data.title,
-        "summary": data.summary,
-        "content": data.content,
-        "author": data.author,
-        "categories": list(data.categories),
-        "source": data.source,
-        "language": data.language,
-        "content_hash": data.content_hash,
-        "page_status": data.page_status,
-        "page_error": data.page_error,
-    }
+    return dict(zip(_FIELDS, _values_of(data), strict=True))
 
 
 PURGE_BATCH = 500
