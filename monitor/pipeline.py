@@ -139,6 +139,7 @@ async def _cycle(
     concurrency = ctx.fetcher.limits.concurrency
     # Claim in batches of a quarter of the fetch slots or more, not one feed per finished poll.
     worth_it = max(1, min(CLAIM_BATCH, concurrency // 4))
+    finished = _Finished()
     while True:
         # Cleared before the places are counted: a feed handed over from here on wakes the
         # wait below, even one handed over while the claim waits for the writer.
@@ -155,13 +156,15 @@ async def _cycle(
             for claim in claims:
                 polled.add(claim.id)
                 if claim.id in ctx.feeds:  # else configured in another worker's file only
-                    running.add(asyncio.create_task(poll_feed(ctx, ctx.feeds[claim.id], claim)))
+                    task = asyncio.create_task(poll_feed(ctx, ctx.feeds[claim.id], claim))
+                    task.add_done_callback(finished.add)
+                    running.add(task)
             if not running:
                 return report
             if len(claims) == want and room - want >= worth_it:
                 continue  # a full batch: there may be more due
-        done = await _next_done(ctx, running)
-        running -= done  # in place: poll() cancels what is left if it is cut off
+        done = await finished.next(ctx.writer.handed)
+        running.difference_update(done)  # in place: poll() cancels what is left if cut off
         for task in done:
             outcome = task.result()
             report.feeds.append(outcome)
@@ -169,17 +172,34 @@ async def _cycle(
                 on_done(outcome)
 
 
-async def _next_done(
-    ctx: Context, running: set[asyncio.Task[FeedOutcome]]
-) -> set[asyncio.Task[FeedOutcome]]:
-    """The polls that finished, once one has, or once one has handed its feed to the writer
-    (its place is free: claim again)."""
-    handed = asyncio.ensure_future(ctx.writer.handed.wait())
-    try:
-        done, _ = await asyncio.wait({*running, handed}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        handed.cancel()
-    return {t for t in done if t is not handed}  # type: ignore[misc]
+class _Finished:
+    """The polls that finished since the cycle last looked, in the order they finished.
+
+    Each poll's task reports here when done, so that waiting for the next one costs the same
+    however many polls are under way (up to 300): asyncio.wait over all of them added and
+    removed a callback on every one at each wake-up, 640 times in a 2,000-feed cycle."""
+
+    def __init__(self) -> None:
+        self._done: list[asyncio.Task[FeedOutcome]] = []
+        self._any = asyncio.Event()
+
+    def add(self, task: asyncio.Task[FeedOutcome]) -> None:
+        self._done.append(task)
+        self._any.set()
+
+    async def next(self, handed: asyncio.Event) -> list[asyncio.Task[FeedOutcome]]:
+        """The polls finished, once one has, or once one has handed its feed to the writer
+        (`handed`: its place is free, claim again); then none, maybe."""
+        if not self._done and not handed.is_set():
+            waits = [asyncio.ensure_future(e.wait()) for e in (self._any, handed)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        done, self._done = self._done, []
+        self._any.clear()
+        return done
 
 
 CLAIM_BATCH = 100  # feeds claimed in one transaction, at most
