@@ -163,11 +163,14 @@ def _worker(sock: socket.socket, memory: int) -> None:
 
 # --- the pool --------------------------------------------------------------------------------
 
-# Jobs in a worker's socket at once: the one it runs and one behind it, so that it starts the
+# Jobs in a worker's socket at once: the one it runs and two behind it, so that it starts the
 # next the moment it has sent a reply instead of waiting for the daemon's process (whose
 # event loop and writer share one GIL) to read that reply and send another. Without it the
-# workers waited for their next job in about a tenth of their samples (py-spy, cycle 1).
-DEPTH = 2
+# workers waited for their next job in about a tenth of their samples (py-spy, cycle 1);
+# with one behind, 0.46-0.54 s each in a 2,000-feed cycle 1 (a job is ~5 ms, and the daemon's
+# process can be busy for longer), with two 0.32-0.47 s (docs/design.md). Not more: the jobs
+# behind a hostile parse wait out its CPU deadline (the other worker takes the new ones).
+DEPTH = 3
 
 
 class _Resend(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from monitor.errors import ParseError
-from monitor.workers import ByName, Shared, WorkerFailed, WorkerPool
+from monitor.workers import DEPTH, ByName, Shared, WorkerFailed, WorkerPool
 
 # --- jobs (module level: a worker imports them by name) ---------------------------------------
 
@@ -182,9 +182,9 @@ async def test_a_reply_that_cannot_be_read_fails_its_job_not_the_pool(pool: Work
 async def test_close_fails_every_caller_even_one_waiting_for_a_place() -> None:
     p = WorkerPool(size=1, memory_mb=256, cpu_seconds=5.0)
     await p.start()
-    callers = [asyncio.ensure_future(p.run(naps, 1.0)) for _ in range(3)]  # DEPTH sent, 1 waits
+    callers = [asyncio.ensure_future(p.run(naps, 1.0)) for _ in range(DEPTH + 1)]  # 1 waits
     [worker] = p._workers
-    while len(worker.pending) < 2:
+    while len(worker.pending) < DEPTH:
         await asyncio.sleep(0)
     await p.close()
     done, waiting = await asyncio.wait(callers, timeout=10)
