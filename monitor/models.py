@@ -104,17 +104,17 @@ class Item(SQLModel, table=True):
     categories: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON))
     source: str | None = None
     language: str | None = None
-    published_at: dt.datetime | None = _ts(index=True)
+    published_at: dt.datetime | None = _ts()  # not indexed: no query asks (0008)
     first_seen_at: dt.datetime | None = _ts(index=True)
     updated_at: dt.datetime | None = _ts()
-    content_hash: str = Field(max_length=64, index=True)
+    content_hash: str = Field(max_length=64)  # not indexed: no query asks (0008)
     # Full text (a feed with full_text): "ok" when the page's article is the content, "failed"
     # when the item kept the feed's text (page_error says why); NULL: no page was asked for.
     page_status: str | None = Field(default=None, max_length=16)
     page_error: str | None = None
     # The story it belongs to (stories.py): the content hash of the story's first item, so
     # that an exact copy and a near one fold the same way; NULL before revision 0007 filled it.
-    story: str | None = Field(default=None, max_length=64, index=True)
+    story: str | None = Field(default=None, max_length=64)  # not indexed (0008)
 
 
 class StoryMember(SQLModel, table=True):

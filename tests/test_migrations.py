@@ -325,3 +325,46 @@ def test_0006_adds_the_page_columns_to_items_already_stored(db_url: str) -> None
     columns = {c["name"] for c in sa.inspect(engine).get_columns("item")}
     assert "page_status" not in columns and "title" in columns
     engine.dispose()
+
+
+def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The 0.1.0 database upgraded: its items and alerts are all still there, the three
+    indexes are gone (the others stay), nothing alerts again on the next poll of the same
+    feed, and the downgrade puts the indexes back."""
+    from alembic import command
+
+    load_0_1_0(db_url)
+    engine = db.make_engine(db_url)
+    with engine.connect() as conn:
+        before = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in
+                  ("item", "alert", "delivery")]  # fmt: skip
+    schema.upgrade(engine)
+
+    def item_indexes() -> set[str]:
+        return {str(i["name"]) for i in sa.inspect(engine).get_indexes("item")}
+
+    dropped = {"ix_item_published_at", "ix_item_content_hash", "ix_item_story"}
+    assert not item_indexes() & dropped
+    assert {"ix_item_feed_id", "ix_item_first_seen_at"} <= item_indexes()
+    with engine.connect() as conn:
+        after = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in
+                 ("item", "alert", "delivery")]  # fmt: skip
+    assert after == before and before[0]
+    with WebhookReceiver(secret=SECRET) as ops:
+        path = tmp_path / "monitor.yaml"
+        path.write_text(
+            f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n"
+            f"feeds:\n  - {{id: upgrade, url: {FIXTURE / 'feed-0.1.0.xml'}, backfill: true}}\n"
+            f"channels:\n  ops: {{type: webhook, url: '{ops.url}', secret: {SECRET}}}\n"
+            "  audit: {type: log}\n"
+        )
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert ops.requests == []  # every item was stored (and alerted) before the upgrade
+    cfg = schema._config()
+    with schema._locked(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    assert dropped <= item_indexes()
+    engine.dispose()
