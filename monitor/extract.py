@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from selectolax.lexbor import LexborHTMLParser
@@ -46,7 +45,8 @@ from monitor.normalize import (
     strip_page_chrome,
     tidy,
 )
-from monitor.records import pickled_by_fields, utcnow
+from monitor.records import Article as Article
+from monitor.records import utcnow
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document
@@ -70,15 +70,6 @@ _TRAILING_RE = re.compile("|".join(f"(?:{p})" for p in TRAILING), re.I)
 _TABLE_TAG = re.compile(r"<(/?)(?:table|tbody|thead|tfoot|tr|td|th)\b[^>]*>", re.I)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
-
-
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class Article:
-    text: str  # plain text, one paragraph a line
-    title: str | None = None
-    publisher: str | None = None
-    published_at: dt.datetime | None = None  # aware UTC
 
 
 def is_html(content_type: str | None, body: bytes) -> bool:

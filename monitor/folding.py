@@ -23,9 +23,9 @@ from itertools import chain, repeat
 
 from sqlmodel import Session
 
+from monitor.sketch import Sketch, same_story, similarity
 from monitor.store import stories as index
 from monitor.store.items import StoredItem
-from monitor.stories import Sketch, same_story, similarity
 
 MAX_CANDIDATES = 20  # compared per new item, most shared bands first: a bounded cost
 

@@ -37,9 +37,8 @@ from monitor.models import Hit, ItemData
 from monitor.workers import ByName, WorkerFailed
 
 if TYPE_CHECKING:  # the workers' code: imported here only when a page is read
-    from monitor.extract import Article
-    from monitor.jobs import PageRead
-    from monitor.stories import Sketch
+    from monitor.records import Article, PageRead
+    from monitor.sketch import Sketch
 
 log = structlog.get_logger("monitor.fulltext")
 _READ_PAGE = ByName("monitor.jobs", "read_page")  # imported by the worker (workers.ByName)

@@ -15,22 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from monitor.extract import Article, extract_article
-from monitor.parse import ParsedFeed, parse_feed
-from monitor.records import Hit, ItemData, pickled_by_fields
+from monitor.extract import extract_article
+from monitor.parse import parse_feed
+from monitor.records import Article, ItemData
+from monitor.records import PageRead as PageRead
+from monitor.records import ParsedAndMatched as ParsedAndMatched
 from monitor.rules import Watchlist
-from monitor.stories import Sketch, item_sketch
-
-
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class ParsedAndMatched:
-    parsed: ParsedFeed
-    hits: dict[str, list[Hit]]  # by guid, items with hits only; a guid listed twice: its last
-    watchlist: str  # the version that matched
-    sketches: dict[str, Sketch | None]  # by guid, items with hits: the story step's sketch
+from monitor.stories import item_sketch
 
 
 def parse_and_match(
@@ -49,16 +42,6 @@ def parse_and_match(
     return ParsedAndMatched(
         parsed, {g: h for g, h in hits.items() if h}, watchlist.version, sketches
     )
-
-
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class PageRead:
-    article: Article  # what the page says (cached by the daemon for other items of its URL)
-    item: ItemData  # the item with the article as its content
-    hits: list[Hit]
-    watchlist: str  # the version that matched
-    sketch: Sketch | None = None  # of the item with its article, when it has hits
 
 
 def read_page(

@@ -50,7 +50,7 @@ import io
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import charset_normalizer
@@ -78,7 +78,8 @@ from monitor.normalize import (
     strip_page_chrome,
     zone_name,
 )
-from monitor.records import ItemData, pickled_by_fields
+from monitor.records import ItemData
+from monitor.records import ParsedFeed as ParsedFeed
 from monitor.web import is_web_url
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU
@@ -90,14 +91,6 @@ DERIVED_TITLE_MAX = 120  # an entry without a title is named after the start of 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _EPOCH = re.compile(r"\d{9,13}(\.\d+)?")
 _NO_LANGUAGE = frozenset({"mul", "und", "zxx", "mis"})
-
-
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    title: str | None
-    items: list[ItemData]
-    bozo: str | None  # feedparser's bozo exception as a short message, or None
 
 
 def parse_feed(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -28,17 +28,15 @@ from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.models import ItemData, utcnow
 from monitor.outcomes import CycleReport, FeedOutcome
+from monitor.records import ParsedAndMatched
 from monitor.rules import Watchlist
 from monitor.storing import BATCH, FeedJob, Fetched, Health, Rules, Writer, record_failure
 from monitor.units import format_duration
 from monitor.workers import ByName, Shared, WorkerFailed, WorkerPool
 
-if TYPE_CHECKING:  # the parse code is the workers': a cycle of 304s never loads it here
-    from monitor.jobs import ParsedAndMatched
-
 log = structlog.get_logger("monitor.pipeline")
-# The parse code is the workers' to import (workers.ByName): this process loads it with the
-# first reply, not before the first job.
+# The parse code is the workers' to import (workers.ByName): this process never loads it (the
+# replies are records.py's types, the story step's sketches sketch.py's).
 _PARSE_AND_MATCH = ByName("monitor.jobs", "parse_and_match")
 
 
@@ -367,8 +365,6 @@ async def _full_text(
     # The story step's sketches: of the page's text for the items read with their page.
     sketches = {g: s for g, s in done.sketches.items() if g not in read.hits}
     sketches.update(read.sketches)
-    from monitor.jobs import ParsedAndMatched
-
     return ParsedAndMatched(parsed, hits, version, sketches), read.results
 
 

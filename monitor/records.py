@@ -7,6 +7,7 @@ and the tables is about 25 MB smaller and starts sooner). monitor.models re-expo
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -111,3 +112,92 @@ class HealthMessage:
     last_error: str | None
     last_success_at: dt.datetime | None
     last_new_at: dt.datetime | None = None
+
+
+# --- what a parse worker sends back (workers.py) ----------------------------------------
+# Defined here, not beside the code that makes them, so that unpickling a reply imports none
+# of the parse code (feedparser, lexbor, numpy) into the daemon's process.
+
+
+_VERSION = 2  # of Sketch.dumps' layout (story_member.sketch)
+_HEAD = struct.Struct("<BHBHBB")
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Sketch:
+    """What story identity keeps of an item: `bands` to find candidates, the rest to judge."""
+
+    bands: tuple[str, ...]  # "07:3fa9c2d41b0e": band index, 48 bits of the band's values
+    sig: tuple[int, ...] = ()  # PERMS MinHash values of the body, low 16 bits
+    lead_sig: tuple[int, ...] = ()  # LEAD_PERMS values of the body's first LEAD_SHINGLES
+    size: int = 0  # distinct body shingles
+    title: frozenset[int] = frozenset()  # folded title words, 32-bit hashes
+    facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (16 bits)
+
+    def dumps(self) -> bytes:
+        """Everything `same_story` needs (the bands are stored apart, as keys)."""
+        head = _HEAD.pack(
+            _VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535), len(self.title),
+            len(self.facts),
+        )  # fmt: skip
+        return b"".join(
+            (
+                head,
+                struct.pack(f"<{len(self.sig)}H", *self.sig),
+                struct.pack(f"<{len(self.lead_sig)}H", *self.lead_sig),
+                struct.pack(f"<{len(self.title)}I", *sorted(self.title)),
+                struct.pack(f"<{len(self.facts)}H", *self.facts),
+            )
+        )
+
+    @classmethod
+    def loads(cls, data: bytes) -> Sketch:
+        version, n_sig, n_lead_sig, size, n_title, n_facts = _HEAD.unpack_from(data)
+        if version != _VERSION:
+            raise ValueError(f"sketch version {version}, expected {_VERSION}")
+        at = _HEAD.size
+        sig = struct.unpack_from(f"<{n_sig}H", data, at)
+        at += 2 * n_sig
+        lead_sig = struct.unpack_from(f"<{n_lead_sig}H", data, at)
+        at += 2 * n_lead_sig
+        title = frozenset(struct.unpack_from(f"<{n_title}I", data, at))
+        at += 4 * n_title
+        facts = struct.unpack_from(f"<{n_facts}H", data, at)
+        return cls((), tuple(sig), tuple(lead_sig), size, title, tuple(facts))
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    items: list[ItemData]
+    bozo: str | None  # feedparser's bozo exception as a short message, or None
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Article:
+    text: str  # plain text, one paragraph a line
+    title: str | None = None
+    publisher: str | None = None
+    published_at: dt.datetime | None = None  # aware UTC
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class ParsedAndMatched:
+    parsed: ParsedFeed
+    hits: dict[str, list[Hit]]  # by guid, items with hits only; a guid listed twice: its last
+    watchlist: str  # the version that matched
+    sketches: dict[str, Sketch | None]  # by guid, items with hits: the story step's sketch
+
+
+@pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    article: Article  # what the page says (cached by the daemon for other items of its URL)
+    item: ItemData  # the item with the article as its content
+    hits: list[Hit]
+    watchlist: str  # the version that matched
+    sketch: Sketch | None = None  # of the item with its article, when it has hits

@@ -1,7 +1,9 @@
 """Story identity: is this item a copy or a light rewrite of one already seen? (pure, no I/O)
 
 `sketch(title, text)` turns an item into a `Sketch`: LSH band keys, which the store indexes
-to find candidates, and a compact signature, which `same_story` compares. The design, the
+to find candidates, and a compact signature, which `same_story` compares. This module makes
+sketches (numpy; in the parse workers); the Sketch type is records.py's and the comparisons
+are sketch.py's, without numpy, for the daemon's story step (re-exported here). The design, the
 parameters and the measurements that chose them are in docs/design.md, "Stories".
 
 1. Cleaning. Wire markup (`[USN:… TEXT:"…"]`), credit lines ("Reporting by …; Editing by …",
@@ -35,18 +37,29 @@ lead; and never a substituted fact.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import re
-import struct
-from dataclasses import dataclass
-from operator import eq
 
 import numpy as np
 
 from monitor.normalize import strip_accents
-from monitor.records import ItemData, pickled_by_fields
+from monitor.records import ItemData
+from monitor.sketch import BODY_ALONE as BODY_ALONE
+from monitor.sketch import BODY_SAME as BODY_SAME
+from monitor.sketch import LEAD_ONLY_MAX as LEAD_ONLY_MAX
+from monitor.sketch import LEAD_SAME as LEAD_SAME
+from monitor.sketch import LEAD_SHINGLES as LEAD_SHINGLES
+from monitor.sketch import TITLE_FLOOR as TITLE_FLOOR
+from monitor.sketch import TITLE_LEAD as TITLE_LEAD
+from monitor.sketch import TITLE_SAME as TITLE_SAME
+from monitor.sketch import Sketch as Sketch
+from monitor.sketch import body_similarity as body_similarity
+from monitor.sketch import facts_conflict as facts_conflict
+from monitor.sketch import lead_containment as lead_containment
+from monitor.sketch import same_story as same_story
+from monitor.sketch import similarity as similarity
+from monitor.sketch import title_similarity as title_similarity
 
 # --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
 SHINGLE = 3  # words per shingle
@@ -59,18 +72,8 @@ MIN_TOKENS = 12  # fewer body words than this: too little text to judge, sketch(
 MAX_FACTS = 96  # facts kept (16-bit hashes), from the start
 MAX_TITLE_WORDS = 32
 
-BODY_SAME = 0.45  # body Jaccard enough when the titles agree
-TITLE_SAME = 0.6  # title word overlap (|A & B| / min(|A|, |B|)) for "the titles agree"
-BODY_ALONE = 0.85  # body Jaccard enough with titles that only share a few words
-TITLE_FLOOR = 0.25  # below this the titles are of two stories, whatever the bodies share
-LEAD_SHINGLES = 30  # the lead: the body's first shingles, in text order
 LEAD_PERMS = 32  # MinHash permutations of the lead (the first 32 of the body's)
 LEAD_BANDS = 8  # LSH bands of the lead, "L0:" to "L7:"
-LEAD_SAME = 0.8  # lead containment enough when the titles are nearly the same...
-TITLE_LEAD = 0.8
-LEAD_ONLY_MAX = 80  # ...and one body is a summary: at most this many shingles
-
-_VERSION = 2
 _KEY = b"monitor.stories.v1"
 
 
@@ -290,54 +293,6 @@ def minhash(shingles: np.ndarray, perms: int = PERMS) -> np.ndarray:
     return values.min(axis=0).astype(np.uint32)
 
 
-# --- the sketch ----------------------------------------------------------------------------
-_HEAD = struct.Struct("<BHBHBB")
-
-
-@pickled_by_fields
-@dataclass(frozen=True, slots=True)
-class Sketch:
-    """What story identity keeps of an item: `bands` to find candidates, the rest to judge."""
-
-    bands: tuple[str, ...]  # "07:3fa9c2d41b0e": band index, 48 bits of the band's values
-    sig: tuple[int, ...] = ()  # PERMS MinHash values of the body, low 16 bits
-    lead_sig: tuple[int, ...] = ()  # LEAD_PERMS values of the body's first LEAD_SHINGLES
-    size: int = 0  # distinct body shingles
-    title: frozenset[int] = frozenset()  # folded title words, 32-bit hashes
-    facts: tuple[int, ...] = ()  # numbers, dates, names of title and body, in order (16 bits)
-
-    def dumps(self) -> bytes:
-        """Everything `same_story` needs (the bands are stored apart, as keys)."""
-        head = _HEAD.pack(
-            _VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535), len(self.title),
-            len(self.facts),
-        )  # fmt: skip
-        return b"".join(
-            (
-                head,
-                struct.pack(f"<{len(self.sig)}H", *self.sig),
-                struct.pack(f"<{len(self.lead_sig)}H", *self.lead_sig),
-                struct.pack(f"<{len(self.title)}I", *sorted(self.title)),
-                struct.pack(f"<{len(self.facts)}H", *self.facts),
-            )
-        )
-
-    @classmethod
-    def loads(cls, data: bytes) -> Sketch:
-        version, n_sig, n_lead_sig, size, n_title, n_facts = _HEAD.unpack_from(data)
-        if version != _VERSION:
-            raise ValueError(f"sketch version {version}, expected {_VERSION}")
-        at = _HEAD.size
-        sig = struct.unpack_from(f"<{n_sig}H", data, at)
-        at += 2 * n_sig
-        lead_sig = struct.unpack_from(f"<{n_lead_sig}H", data, at)
-        at += 2 * n_lead_sig
-        title = frozenset(struct.unpack_from(f"<{n_title}I", data, at))
-        at += 4 * n_title
-        facts = struct.unpack_from(f"<{n_facts}H", data, at)
-        return cls((), tuple(sig), tuple(lead_sig), size, title, tuple(facts))
-
-
 def band_keys(sig: np.ndarray, bands: int = BANDS, prefix: str = "") -> tuple[str, ...]:
     """LSH band keys of a signature: "07:" (the band) + 48 bits of blake2b of its values.
     The band's index is in the key, so equal values at two positions are two keys; the lead's
@@ -404,80 +359,6 @@ def assemble(
         title=frozenset(_h32(w) for w in head[:MAX_TITLE_WORDS] if w not in _TITLE_STOP),
         facts=tuple(_h32("#" + f) & 0xFFFF for f in facts[:MAX_FACTS]),
     )
-
-
-def _jaccard(x: tuple[int, ...], y: tuple[int, ...]) -> float:
-    """Estimated Jaccard similarity from two b-bit MinHash signatures (corrected for chance)."""
-    n = min(len(x), len(y))
-    if n == 0:
-        return 0.0
-    agree = sum(map(eq, x, y)) / n  # (map stops at the shorter; in C: 5x the generator)
-    chance = 1 / 65536
-    return max(0.0, (agree - chance) / (1 - chance))
-
-
-def body_similarity(a: Sketch, b: Sketch) -> float:
-    """Estimated Jaccard similarity of the body shingles."""
-    return _jaccard(a.sig, b.sig)
-
-
-def lead_containment(a: Sketch, b: Sketch) -> float:
-    """How much of the shorter lead (the first LEAD_SHINGLES shingles of a body) is in the
-    other, estimated from their Jaccard similarity J and sizes: |A & B| = J(|A|+|B|)/(1+J)."""
-    j = _jaccard(a.lead_sig, b.lead_sig)
-    la, lb = min(a.size, LEAD_SHINGLES), min(b.size, LEAD_SHINGLES)
-    if not (la and lb):
-        return 0.0
-    return min(1.0, j * (la + lb) / (1 + j) / min(la, lb))
-
-
-def title_similarity(a: Sketch, b: Sketch) -> float:
-    """Overlap of the title words: |A & B| / min(|A|, |B|), 0 when either has fewer than 2."""
-    if min(len(a.title), len(b.title)) < 2:
-        return 0.0
-    return len(a.title & b.title) / min(len(a.title), len(b.title))
-
-
-def facts_conflict(a: Sketch, b: Sketch) -> bool:
-    """A fact substituted: aligned in order (difflib), the two sequences of facts have a
-    stretch where each side has something the other has not there ("two ... Tuesday ...
-    Pyongyang" against "three ... Thursday ... Wonsan"). An addition or a removal (a sentence
-    added or trimmed, a caption, a credit line) is an insertion or a deletion, not a
-    substitution. Anywhere in the first MAX_FACTS facts, not only the lead: two stories under
-    one long boilerplate paragraph differ only after it."""
-    if not (a.facts and b.facts):
-        return False
-    matcher = difflib.SequenceMatcher(None, a.facts, b.facts, autojunk=False)
-    return any(op == "replace" for op, *_ in matcher.get_opcodes())
-
-
-def _lead_only(a: Sketch, b: Sketch, title: float) -> bool:
-    """One feed carries the lead only: same headline, same opening, one side a summary."""
-    return (
-        title >= TITLE_LEAD
-        and min(a.size, b.size) <= LEAD_ONLY_MAX
-        and lead_containment(a, b) >= LEAD_SAME
-    )
-
-
-def same_story(a: Sketch, b: Sketch) -> bool:
-    """Precision first: True only when a and b are copies/light rewrites of one report."""
-    body = body_similarity(a, b)
-    title = title_similarity(a, b)
-    by_body = body >= BODY_SAME and (
-        title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)
-    )
-    return (by_body or _lead_only(a, b, title)) and not facts_conflict(a, b)
-
-
-def similarity(a: Sketch, b: Sketch) -> float:
-    """How alike two sketches are, to rank the candidates `same_story` accepts (the best one
-    wins): the body's estimated Jaccard similarity, or the lead's containment when the item is
-    a summary-only copy."""
-    body = body_similarity(a, b)
-    if _lead_only(a, b, title_similarity(a, b)):
-        return max(body, lead_containment(a, b))
-    return body
 
 
 def item_sketch(item: ItemData) -> Sketch | None:

@@ -37,8 +37,8 @@ from monitor.store.feeds import FeedRow
 from monitor.store.items import StoredItem
 
 if TYPE_CHECKING:  # the parse and story code: imported when a feed changed and matched
-    from monitor.parse import ParsedFeed
-    from monitor.stories import Sketch
+    from monitor.records import ParsedFeed
+    from monitor.sketch import Sketch
 
 log = structlog.get_logger("monitor.storing")
 
