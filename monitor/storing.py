@@ -36,8 +36,8 @@ from monitor.rules import Rule, Watchlist
 from monitor.store.feeds import FeedRow
 from monitor.store.items import StoredItem
 
-if TYPE_CHECKING:  # the parse and story code: imported when a feed changed and matched
-    from monitor.records import ParsedFeed
+if TYPE_CHECKING:
+    from monitor.records import ItemData, ParsedFeed
     from monitor.sketch import Sketch
 
 log = structlog.get_logger("monitor.storing")
@@ -251,9 +251,7 @@ def _stories(
     items polled."""
     if not any(found):
         return {}
-    # The story step's code (and numpy) is imported by the first batch with a match.
-    from monitor import folding
-    from monitor.stories import item_sketch
+    from monitor import folding  # by the first batch with a match
 
     new: dict[int, StoredItem] = {}
     sketches: dict[int, Sketch | None] = {}
@@ -266,12 +264,20 @@ def _stories(
                 new[it.id] = it
                 made = f.sketches or {}
                 guid = it.data.guid
-                sketches[it.id] = made[guid] if guid in made else item_sketch(it.data)
+                sketches[it.id] = made[guid] if guid in made else _sketch_here(it.data)
     out = folding.assign(
         s, list(new.values()), sketches, max(f.now for f in batch), rules.story_window
     )
     out.update(store.item_stories(s, edited) if edited else {})
     return out
+
+
+def _sketch_here(data: ItemData) -> Sketch | None:
+    """The sketch of an item the worker did not sketch (it matched with rules since changed):
+    only then does the daemon's process import the sketching code and numpy (0.1-0.15 s)."""
+    from monitor.stories import item_sketch
+
+    return item_sketch(data)
 
 
 def store_feed(s: Session, rules: Rules, f: Fetched) -> FeedOutcome:
