@@ -77,6 +77,21 @@ channels:
     return path
 
 
+def one_feed(
+    tmp_path: Path, url: str, feed_id: str, feed: Path, ops: WebhookReceiver, audit: bool = False
+) -> Path:
+    """A config polling one feed with backfill into `ops` (and `audit`, 0.1.0's other
+    channel, as a log: its pending deliveries go somewhere)."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        f"database: {url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n"
+        f"feeds:\n  - {{id: {feed_id}, url: {feed}, backfill: true}}\n"
+        f"channels:\n  ops: {{type: webhook, url: '{ops.url}', secret: {SECRET}}}\n"
+        + ("  audit: {type: log}\n" if audit else "")
+    )
+    return path
+
+
 def test_the_fixture_is_0_1_0s() -> None:
     for name in ("0.1.0-sqlite.sql", "0.1.0-postgresql.sql"):
         text = (FIXTURE / name).read_text()
@@ -273,12 +288,7 @@ def test_revision_0007_gives_old_items_their_story_and_an_old_alert_takes_its_co
         "</item></channel></rss>"
     )
     with WebhookReceiver(secret=SECRET) as ops:
-        path = tmp_path / "monitor.yaml"
-        path.write_text(
-            f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n"
-            f"feeds:\n  - {{id: copies, url: {copy}, backfill: true}}\n"
-            f"channels:\n  ops: {{type: webhook, url: '{ops.url}', secret: {SECRET}}}\n"
-        )
+        path = one_feed(tmp_path, db_url, "copies", copy, ops)
         assert run_cli(["--config", str(path), "once", "--all"]) == 0
         assert ops.requests == []  # the story alerted before the upgrade
     with engine.connect() as conn:
@@ -337,9 +347,13 @@ def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
 
     load_0_1_0(db_url)
     engine = db.make_engine(db_url)
-    with engine.connect() as conn:
-        before = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in
-                  ("item", "alert", "delivery")]  # fmt: skip
+
+    def counts() -> list[int | None]:
+        with engine.connect() as conn:
+            return [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
+                    for t in ("item", "alert", "delivery")]  # fmt: skip
+
+    before = counts()
     schema.upgrade(engine)
 
     def item_indexes() -> set[str]:
@@ -348,18 +362,9 @@ def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
     dropped = {"ix_item_published_at", "ix_item_content_hash", "ix_item_story"}
     assert not item_indexes() & dropped
     assert {"ix_item_feed_id", "ix_item_first_seen_at"} <= item_indexes()
-    with engine.connect() as conn:
-        after = [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in
-                 ("item", "alert", "delivery")]  # fmt: skip
-    assert after == before and before[0]
+    assert counts() == before and before[0]
     with WebhookReceiver(secret=SECRET) as ops:
-        path = tmp_path / "monitor.yaml"
-        path.write_text(
-            f"database: {db_url}\nwatchlist: {FIXTURE / 'watchlist.yaml'}\n"
-            f"feeds:\n  - {{id: upgrade, url: {FIXTURE / 'feed-0.1.0.xml'}, backfill: true}}\n"
-            f"channels:\n  ops: {{type: webhook, url: '{ops.url}', secret: {SECRET}}}\n"
-            "  audit: {type: log}\n"
-        )
+        path = one_feed(tmp_path, db_url, "upgrade", FIXTURE / "feed-0.1.0.xml", ops, audit=True)
         assert run_cli(["--config", str(path), "once", "--all"]) == 0
         assert ops.requests == []  # every item was stored (and alerted) before the upgrade
     cfg = schema._config()
