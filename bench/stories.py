@@ -27,9 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor import sketch as compare  # noqa: E402
 from monitor import stories  # noqa: E402
 from monitor.parse import parse_feed  # noqa: E402
-from monitor.stories import Sketch  # noqa: E402
+from monitor.records import Sketch  # noqa: E402
 
 PAIRS = ROOT / "tests" / "data" / "stories" / "pairs.jsonl"
 CORPUS = ROOT / "tests" / "data" / "corpus"
@@ -160,8 +161,8 @@ def simhash_similarity(a: Sketch, b: Sketch) -> float:
 
 
 def judge_with(
-    similarity: Callable[[Sketch, Sketch], float] = stories.body_similarity,
-    body_same: float = stories.BODY_SAME,
+    similarity: Callable[[Sketch, Sketch], float] = compare.body_similarity,
+    body_same: float = compare.BODY_SAME,
     title: bool = True,
     lead: bool = True,
     facts: bool = True,
@@ -172,19 +173,19 @@ def judge_with(
 
     def judge(a: Sketch, b: Sketch) -> bool:
         body = similarity(a, b)
-        t = stories.title_similarity(a, b)
+        t = compare.title_similarity(a, b)
         by_body = body >= body_same and (
             not title
-            or t >= stories.TITLE_SAME
-            or (body >= max(body_same, stories.BODY_ALONE) and t >= stories.TITLE_FLOOR)
+            or t >= compare.TITLE_SAME
+            or (body >= max(body_same, compare.BODY_ALONE) and t >= compare.TITLE_FLOOR)
         )
         by_lead = (
             lead
-            and t >= stories.TITLE_LEAD
-            and min(a.size, b.size) <= stories.LEAD_ONLY_MAX
-            and stories.lead_containment(a, b) >= stories.LEAD_SAME
+            and t >= compare.TITLE_LEAD
+            and min(a.size, b.size) <= compare.LEAD_ONLY_MAX
+            and compare.lead_containment(a, b) >= compare.LEAD_SAME
         )
-        return (by_body or by_lead) and not (facts and stories.facts_conflict(a, b))
+        return (by_body or by_lead) and not (facts and compare.facts_conflict(a, b))
 
     return judge
 
@@ -195,12 +196,12 @@ def main() -> None:
     items = corpus_items()
     n_same = sum(bool(p["same"]) for p in pairs)
 
-    p, r, c = score(pairs, stories.sketch, stories.same_story)
+    p, r, c = score(pairs, stories.sketch, compare.same_story)
     print(f"labelled set: {len(pairs)} pairs ({n_same} same, {len(pairs) - n_same} different)")
     print(f"chosen: {stories.PERMS} perms, {stories.BANDS}x{stories.ROWS} bands, "
-          f"{stories.SHINGLE}-word shingles, body >= {stories.BODY_SAME} with titles >= "
-          f"{stories.TITLE_SAME}, or body >= {stories.BODY_ALONE} with titles >= "
-          f"{stories.TITLE_FLOOR}; no substituted fact")  # fmt: skip
+          f"{stories.SHINGLE}-word shingles, body >= {compare.BODY_SAME} with titles >= "
+          f"{compare.TITLE_SAME}, or body >= {compare.BODY_ALONE} with titles >= "
+          f"{compare.TITLE_FLOOR}; no substituted fact")  # fmt: skip
     print(f"  precision {p:.3f}  recall {r:.3f}  candidate recall {c:.3f}")
 
     # what each guard is worth: the same scheme without it
@@ -243,13 +244,13 @@ def main() -> None:
     judged = [(a, b) for a in kept[:200] for b in kept[200:260]]
     started = time.perf_counter()
     for a, b in judged:
-        stories.same_story(a, b)
+        compare.same_story(a, b)
     rate = len(judged) / (time.perf_counter() - started)
     hard = [(stories.sketch(p["a"]["title"], p["a"]["text"]),
              stories.sketch(p["b"]["title"], p["b"]["text"])) for p in pairs]  # fmt: skip
     started = time.perf_counter()
     for a, b in hard * 4:
-        stories.same_story(a, b)  # type: ignore[arg-type]
+        compare.same_story(a, b)  # type: ignore[arg-type]
     hard_rate = len(hard) * 4 / (time.perf_counter() - started)
     print(f"same_story(): {rate:,.0f} calls/s on unrelated items, {hard_rate:,.0f} calls/s on "
           f"the labelled pairs (similar bodies: the facts are aligned)")  # fmt: skip
@@ -259,13 +260,13 @@ def main() -> None:
     alone = judge_with(title=False, lead=False, facts=False)
     for k in (1, 2, 3, 4, 5):
         fn = lambda t, x, k=k: stories.sketch_with(t, x, shingle=k)  # noqa: E731
-        p2, r2, c2 = score(pairs, fn, stories.same_story)
+        p2, r2, c2 = score(pairs, fn, compare.same_story)
         p3, r3, _ = score(pairs, fn, alone)
         print(f"  {k}-word shingles: precision {p2:.3f}  recall {r2:.3f}  candidate recall "
               f"{c2:.3f}; body similarity alone: precision {p3:.3f} recall {r3:.3f}")  # fmt: skip
     for perms, bands in VARIANTS:
         fn = sketchers[f"{perms}/{bands}"]
-        p2, r2, c2 = score(pairs, fn, stories.same_story)
+        p2, r2, c2 = score(pairs, fn, compare.same_story)
         fan = candidates_per_item(fn(t, x) for t, x in items)
         speed = speeds[f"{perms}/{bands}"] / base
         print(f"  {perms} perms, {bands}x{perms // bands} body bands: precision {p2:.3f}  "
@@ -274,7 +275,7 @@ def main() -> None:
     if not ds_label:
         print("  datasketch: not installed (pip install datasketch)")
     else:
-        p2, r2, c2 = score(pairs, sketchers["datasketch"], stories.same_story)
+        p2, r2, c2 = score(pairs, sketchers["datasketch"], compare.same_story)
         speed = speeds["datasketch"] / base
         print(f"  {ds_label}: precision {p2:.3f}  recall {r2:.3f}  candidate recall {c2:.3f}  "
               f"speed x{speed:.2f}")  # fmt: skip

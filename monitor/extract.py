@@ -45,8 +45,7 @@ from monitor.normalize import (
     strip_page_chrome,
     tidy,
 )
-from monitor.records import Article as Article
-from monitor.records import utcnow
+from monitor.records import Article, utcnow
 
 if TYPE_CHECKING:
     from trafilatura.settings import Document

@@ -23,7 +23,8 @@ from itertools import chain, repeat
 
 from sqlmodel import Session
 
-from monitor.sketch import Sketch, same_story, similarity
+from monitor.records import Sketch
+from monitor.sketch import same_story, similarity
 from monitor.store import stories as index
 from monitor.store.items import StoredItem
 
@@ -116,10 +117,5 @@ class _Window:
         self.by_hash.setdefault(m.content_hash, m.story)
         self.members[m.item_id] = m
         self.sketches[m.item_id] = sketch
-        bands = self.bands
         for b in sketch.bands if sketch else ():
-            ids = bands.get(b)
-            if ids is None:
-                bands[b] = [m.item_id]
-            else:
-                ids.append(m.item_id)
+            self.bands.setdefault(b, []).append(m.item_id)

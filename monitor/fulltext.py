@@ -26,7 +26,7 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -34,11 +34,8 @@ import structlog
 from monitor.errors import ExtractError, FetchError
 from monitor.fetch import Fetcher, host_of
 from monitor.models import Hit, ItemData
+from monitor.records import Article, PageRead, Sketch
 from monitor.workers import ByName, WorkerFailed
-
-if TYPE_CHECKING:  # the workers' code: imported here only when a page is read
-    from monitor.records import Article, PageRead
-    from monitor.sketch import Sketch
 
 log = structlog.get_logger("monitor.fulltext")
 _READ_PAGE = ByName("monitor.jobs", "read_page")  # imported by the worker (workers.ByName)

@@ -19,9 +19,7 @@ from dataclasses import replace
 
 from monitor.extract import extract_article
 from monitor.parse import parse_feed
-from monitor.records import Article, ItemData
-from monitor.records import PageRead as PageRead
-from monitor.records import ParsedAndMatched as ParsedAndMatched
+from monitor.records import Article, ItemData, PageRead, ParsedAndMatched
 from monitor.rules import Watchlist
 from monitor.stories import item_sketch
 

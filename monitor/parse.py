@@ -78,8 +78,7 @@ from monitor.normalize import (
     strip_page_chrome,
     zone_name,
 )
-from monitor.records import ItemData
-from monitor.records import ParsedFeed as ParsedFeed
+from monitor.records import ItemData, ParsedFeed
 from monitor.web import is_web_url
 
 feedtune.install()  # the same results as feedparser's own dict methods, for less CPU

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from operator import eq
 
-from monitor.records import Sketch as Sketch
+from monitor.records import Sketch
 
 # --- when two sketches are one story --------------------------------------------------------
 BODY_SAME = 0.45  # body Jaccard enough when the titles agree

@@ -3,7 +3,7 @@
 `sketch(title, text)` turns an item into a `Sketch`: LSH band keys, which the store indexes
 to find candidates, and a compact signature, which `same_story` compares. This module makes
 sketches (numpy; in the parse workers); the Sketch type is records.py's and the comparisons
-are sketch.py's, without numpy, for the daemon's story step (re-exported here). The design, the
+are sketch.py's, without numpy, for the daemon's story step. The design, the
 parameters and the measurements that chose them are in docs/design.md, "Stories".
 
 1. Cleaning. Wire markup (`[USN:… TEXT:"…"]`), credit lines ("Reporting by …; Editing by …",
@@ -44,22 +44,8 @@ import re
 import numpy as np
 
 from monitor.normalize import strip_accents
-from monitor.records import ItemData
-from monitor.sketch import BODY_ALONE as BODY_ALONE
-from monitor.sketch import BODY_SAME as BODY_SAME
-from monitor.sketch import LEAD_ONLY_MAX as LEAD_ONLY_MAX
-from monitor.sketch import LEAD_SAME as LEAD_SAME
-from monitor.sketch import LEAD_SHINGLES as LEAD_SHINGLES
-from monitor.sketch import TITLE_FLOOR as TITLE_FLOOR
-from monitor.sketch import TITLE_LEAD as TITLE_LEAD
-from monitor.sketch import TITLE_SAME as TITLE_SAME
-from monitor.sketch import Sketch as Sketch
-from monitor.sketch import body_similarity as body_similarity
-from monitor.sketch import facts_conflict as facts_conflict
-from monitor.sketch import lead_containment as lead_containment
-from monitor.sketch import same_story as same_story
-from monitor.sketch import similarity as similarity
-from monitor.sketch import title_similarity as title_similarity
+from monitor.records import ItemData, Sketch
+from monitor.sketch import LEAD_SHINGLES
 
 # --- parameters (measured on tests/data/stories/pairs.jsonl by bench/stories.py) ------------
 SHINGLE = 3  # words per shingle

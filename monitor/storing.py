@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -32,13 +32,10 @@ from monitor.alert.routes import ChannelRoute, holds, routes_for
 from monitor.fetch import FetchResult
 from monitor.models import Hit
 from monitor.outcomes import FeedOutcome
+from monitor.records import ItemData, ParsedFeed, Sketch
 from monitor.rules import Rule, Watchlist
 from monitor.store.feeds import FeedRow
 from monitor.store.items import StoredItem
-
-if TYPE_CHECKING:
-    from monitor.records import ItemData, ParsedFeed
-    from monitor.sketch import Sketch
 
 log = structlog.get_logger("monitor.storing")
 

@@ -26,7 +26,8 @@ import feedparser
 import pytest
 
 from monitor.errors import ParseError
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import parse_feed
+from monitor.records import ParsedFeed
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "corpus"

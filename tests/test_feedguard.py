@@ -19,7 +19,8 @@ from feedparser.mixin import _FeedParserMixin
 
 from monitor import feedguard
 from monitor.errors import ParseError
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import parse_feed
+from monitor.records import ParsedFeed
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 CPU_LIMIT = 1.0  # seconds; the unbounded cases below took 5 s to 74 s

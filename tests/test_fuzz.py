@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import ParseError
-from monitor.parse import ParsedFeed, parse_feed
+from monitor.parse import parse_feed
+from monitor.records import ParsedFeed
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))

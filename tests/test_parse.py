@@ -18,7 +18,8 @@ from ruamel.yaml import YAML
 
 from monitor import normalize, parse
 from monitor.errors import ParseError
-from monitor.parse import ParsedFeed, canonical_url, html_to_text, parse_feed
+from monitor.parse import canonical_url, html_to_text, parse_feed
+from monitor.records import ParsedFeed
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = YAML(typ="safe").load((ROOT / "tests" / "data" / "normalize_cases.yaml").read_text())

@@ -12,19 +12,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from monitor.stories import (
-    BANDS,
-    LEAD_BANDS,
-    PERMS,
-    Sketch,
-    band_keys,
-    body_similarity,
-    clean_body,
-    clean_title,
-    same_story,
-    similarity,
-    sketch,
-)
+from monitor.records import Sketch
+from monitor.sketch import body_similarity, same_story, similarity
+from monitor.stories import BANDS, LEAD_BANDS, PERMS, band_keys, clean_body, clean_title, sketch
 from tests.conftest import ROOT
 
 PAIRS_FILE = ROOT / "tests/data/stories/pairs.jsonl"

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from monitor import db, schema, store, storing
 from monitor.fetch import FetchResult
 from monitor.models import Alert, Hit, ItemData
-from monitor.parse import ParsedFeed
+from monitor.records import ParsedFeed
 from monitor.rules import Watchlist, load_watchlist
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)

@@ -282,10 +282,7 @@ def test_what_crosses_the_pipe_pickles_without_asking_for_its_fields(monkeypatch
     import datetime as dt
     import pickle
 
-    from monitor.extract import Article
-    from monitor.jobs import PageRead, ParsedAndMatched
-    from monitor.parse import ParsedFeed
-    from monitor.records import Hit, ItemData
+    from monitor.records import Article, Hit, ItemData, PageRead, ParsedAndMatched, ParsedFeed
     from monitor.stories import Sketch
     from monitor.workers import ByName, Shared
 
