@@ -119,8 +119,8 @@ class HealthMessage:
 # of the parse code (feedparser, lexbor, numpy) into the daemon's process.
 
 
-_VERSION = 2  # of Sketch.dumps' layout (story_member.sketch)
-_HEAD = struct.Struct("<BHBHBB")
+_SKETCH_VERSION = 2  # of Sketch.dumps' layout (story_member.sketch)
+_SKETCH_HEAD = struct.Struct("<BHBHBB")
 
 
 @pickled_by_fields
@@ -137,9 +137,9 @@ class Sketch:
 
     def dumps(self) -> bytes:
         """Everything `same_story` needs (the bands are stored apart, as keys)."""
-        head = _HEAD.pack(
-            _VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535), len(self.title),
-            len(self.facts),
+        head = _SKETCH_HEAD.pack(
+            _SKETCH_VERSION, len(self.sig), len(self.lead_sig), min(self.size, 65535),
+            len(self.title), len(self.facts),
         )  # fmt: skip
         return b"".join(
             (
@@ -153,10 +153,10 @@ class Sketch:
 
     @classmethod
     def loads(cls, data: bytes) -> Sketch:
-        version, n_sig, n_lead_sig, size, n_title, n_facts = _HEAD.unpack_from(data)
-        if version != _VERSION:
-            raise ValueError(f"sketch version {version}, expected {_VERSION}")
-        at = _HEAD.size
+        version, n_sig, n_lead_sig, size, n_title, n_facts = _SKETCH_HEAD.unpack_from(data)
+        if version != _SKETCH_VERSION:
+            raise ValueError(f"sketch version {version}, expected {_SKETCH_VERSION}")
+        at = _SKETCH_HEAD.size
         sig = struct.unpack_from(f"<{n_sig}H", data, at)
         at += 2 * n_sig
         lead_sig = struct.unpack_from(f"<{n_lead_sig}H", data, at)
