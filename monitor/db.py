@@ -187,7 +187,11 @@ def _processed(proc: Any, column: Sequence[Any]) -> Sequence[Any]:
         distinct = dict.fromkeys(column)
     except TypeError:  # an unhashable value (a JSON list)
         distinct = None
-    if distinct is not None and not any(type(v) is tuple for v in distinct):
+    # Tuples are JSON lists (an item's categories): one key for equal ones only if they are of
+    # strings ([1] and [True] are equal and would be one key). Asked of the distinct ones.
+    if distinct is not None and all(
+        type(x) is str for v in distinct if type(v) is tuple for x in v
+    ):
         done = {v: proc(v) for v in distinct}
         return list(map(done.__getitem__, column))
     done = {}

@@ -6,6 +6,7 @@ Table-like cases live in tests/data/normalize_cases.yaml (name, input, expected)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import os
 import time
@@ -14,6 +15,8 @@ from typing import Any
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from monitor import normalize, parse
@@ -274,6 +277,17 @@ def test_content_hash_ignores_case_and_spacing_but_not_words() -> None:
     a = parse.content_hash("North Korea", "fires a  missile", "")
     assert a == parse.content_hash("north korea", "fires a\nmissile", "")
     assert a != parse.content_hash("North Korea", "fires a rocket", "")
+
+
+_FIELD = st.text(alphabet=st.sampled_from(list(" \n\t\xa0\u2003\u200bab\u0130ß\x01")), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_FIELD, _FIELD, _FIELD)
+def test_content_hash_is_the_stored_formula(title: str, summary: str, content: str) -> None:
+    """Hashes stored by every release compare with today's: the shortcut gives the same."""
+    text = " ".join(f"{title}\n{summary}\n{content}".split()).casefold()
+    assert parse.content_hash(title, summary, content) == hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- identity --------------------------------------------------------------------------------

@@ -324,6 +324,8 @@ def test_column_values_are_processed_as_the_bind_processor_would_each_one() -> N
     column += [(), ("News",), ("x",), (1,), (True,), (1.0,), ("a", "b"), (("x",),)]
     assert db._processed(proc, column) == [proc(v) for v in column]
     assert db._processed(None, column) is column
+    categories = [(), ("News",), None, ("News",), ("a", "b"), ("é", "x"), ()] * 3  # the fast way
+    assert db._processed(proc, categories) == [proc(v) for v in categories]
 
 
 def test_a_claimed_alert_carries_its_alert_and_item_as_stored(engine) -> None:  # type: ignore[no-untyped-def]
@@ -393,3 +395,28 @@ def replace_feed(data: ItemData, feed_id: str) -> ItemData:
     import dataclasses
 
     return dataclasses.replace(data, feed_id=feed_id)
+
+
+def test_sqlite_datetimes_are_bound_as_the_two_steps_bind_them() -> None:
+    """UTCDateTime's one-step SQLite binding gives the text process_bind_param then the
+    dialect's DATETIME give, so stored times compare with those of every release."""
+    from sqlalchemy.dialects import sqlite
+
+    from monitor.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    typ = UTCDateTime().dialect_impl(dialect)
+    ours = typ.bind_processor(dialect)
+    theirs = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    east = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    for value in (
+        dt.datetime(2026, 12, 4, 10, 11, 12, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 4, 10, 11, 12, 345, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 3, 0, tzinfo=east),
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    ):
+        assert ours(value) == theirs(typ.process_bind_param(value, dialect))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(dt.datetime(2026, 1, 1))

@@ -149,7 +149,9 @@ def tidy_reference(text: str) -> str:
 
 
 _SPACES = st.text(
-    alphabet=st.sampled_from(list(" \n\t\r\x0b\x0c\xa0\u2003\u3000\u200b\x85\u2028ab\x01")),
+    alphabet=st.sampled_from(
+        list(" \n\t\r\x0b\x0c\xa0\u2003\u3000\u200b\u2060\ufeff\x85\x7f\x9f\u2028abé\x01\ue000")
+    ),
     max_size=30,
 )
 
@@ -158,6 +160,26 @@ _SPACES = st.text(
 @given(_SPACES)
 def test_tidy_gives_what_running_every_pattern_gives(text: str) -> None:
     assert T.tidy(text) == tidy_reference(text)
+
+
+@SETTINGS
+@given(st.one_of(_SPACES, FRAGMENTS))
+def test_plain_text_gives_what_running_every_pattern_gives(text: str) -> None:
+    """plain_to_text's shortcut for text with nothing to decode, against its general case."""
+    if T._TAG_LIKE.search(text):
+        expected = T.html_to_text(text)
+    else:
+        decoded = text
+        if "&" in text and T._ENTITY_LIKE.search(text):
+            decoded = T._unescape_leftovers(T.htmllib.unescape(text))
+        expected = tidy_reference(decoded[: T.MAX_HTML])[: T.MAX_TEXT]
+    assert T.plain_to_text(text) == expected
+
+
+def test_a_printable_line_holds_no_invisible_character_and_no_space_but_the_space() -> None:
+    """What tidy's and plain_to_text's shortcuts rest on, over every code point."""
+    printable = [c for c in map(chr, range(0x110000)) if c.isprintable()]
+    assert not [c for c in printable if T._INVISIBLE.match(c) or (c.isspace() and c != " ")]
 
 
 def test_odd_space_is_every_whitespace_but_space_and_newline() -> None:

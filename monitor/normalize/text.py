@@ -169,6 +169,20 @@ _ODD_SPACE = re.compile(
 
 def tidy(text: str) -> str:
     """Collapse runs of spaces, one line per paragraph, no blank lines, no invisible chars."""
+    lines = text.split("\n")
+    # Printable lines hold no invisible character (each is a control or a format character)
+    # and no whitespace but the space (every other is a control or a separator): what is left
+    # to do is collapsing spaces. One C-speed test a line instead of two regex scans of the
+    # text (a feed's summary: 4.8 -> 1.9 us). _tidy_any is the general case; a test holds
+    # the two equal.
+    if all(map(str.isprintable, lines)):
+        if "  " in text:
+            return "\n".join(line for part in lines if (line := " ".join(part.split())))
+        return "\n".join(line for part in lines if (line := part.strip(" ")))
+    return _tidy_any(text)
+
+
+def _tidy_any(text: str) -> str:
     text = _INVISIBLE.sub("", text)
     # Each pattern runs only where it would match (most text has neither): C-speed finds
     # instead of a per-character test of a whitespace class (6 of 9 us on a summary).
@@ -297,6 +311,10 @@ def plain_to_text(text: str) -> str:
     """
     if not text:
         return ""
+    if "<" not in text and "&" not in text and text.isprintable():
+        # No markup, no entity, no invisible character, no whitespace but spaces (see tidy):
+        # tidy's result without its scans (a title: 3.5 -> 1 us).
+        return " ".join(text[:MAX_HTML].split())[:MAX_TEXT]
     if _TAG_LIKE.search(text):
         return html_to_text(text)
     if "&" in text and _ENTITY_LIKE.search(text):
