@@ -373,3 +373,45 @@ def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
         command.downgrade(cfg, "0007")
     assert dropped <= item_indexes()
     engine.dispose()
+
+
+def test_0009_indexes_the_order_once_all_claims_in_and_keeps_every_row(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The 0.1.0 database upgraded: the feed index is there, SQLite reads the claim's order
+    from it instead of sorting every feed, nothing alerts again on the next poll, and the
+    downgrade takes the index away."""
+    from alembic import command
+
+    from monitor.store import feeds as feed_store
+
+    load_0_1_0(db_url)
+    engine = db.make_engine(db_url)
+    schema.upgrade(engine)
+
+    def feed_indexes() -> set[str]:
+        return {str(i["name"]) for i in sa.inspect(engine).get_indexes("feed")}
+
+    assert "ix_feed_last_fetch_at_id" in feed_indexes()
+    if engine.dialect.name == "sqlite":
+        t = feed_store._FEED
+        claim_order = (
+            sa.select(t.c.id)
+            .where(t.c.enabled)
+            .order_by(sa.nulls_first(t.c.last_fetch_at), t.c.id)
+            .limit(10)
+        )
+        sql = str(claim_order.compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX ix_feed_last_fetch_at_id" in plan and "TEMP B-TREE" not in plan
+    with WebhookReceiver(secret=SECRET) as ops:
+        path = one_feed(tmp_path, db_url, "upgrade", FIXTURE / "feed-0.1.0.xml", ops, audit=True)
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert ops.requests == []  # every item was stored (and alerted) before the upgrade
+    cfg = schema._config()
+    with schema._locked(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    assert "ix_feed_last_fetch_at_id" not in feed_indexes()
+    engine.dispose()
