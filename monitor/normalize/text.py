@@ -226,9 +226,18 @@ def html_to_text(html: str) -> str:
     text = _simple_text(html)
     if text is None:
         text = _parsed_text(html)
-    # In HTML a newline in the source is a space; only the elements above break lines.
-    text = " ".join(text.split()).replace(_BREAK, "\n")  # (split: 4 times the regex's speed)
-    return tidy(_unescape_leftovers(text))[:MAX_TEXT]
+    return tidy(_unescape_leftovers(_lines(text)))[:MAX_TEXT]
+
+
+def _lines(text: str) -> str:
+    """Text with its line breaks as _BREAK, as lines: in HTML a newline in the source is a
+    space; only the block elements break lines."""
+    blocks = text.split(_BREAK)
+    if "  " not in text and all(map(str.isprintable, blocks)):
+        # no whitespace but single spaces (see tidy): nothing to collapse; the spaces at the
+        # ends of the blocks are tidy's to strip (a summary: 3.7 -> 0.9 us)
+        return "\n".join(blocks).strip(" ")
+    return " ".join(text.split()).replace(_BREAK, "\n")  # (split: 4 times the regex's speed)
 
 
 def _simple_text(html: str) -> str | None:
