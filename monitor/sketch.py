@@ -81,8 +81,10 @@ def _lead_only(a: Sketch, b: Sketch, title: float) -> bool:
 
 def same_story(a: Sketch, b: Sketch) -> bool:
     """Precision first: True only when a and b are copies/light rewrites of one report."""
-    body = body_similarity(a, b)
     title = title_similarity(a, b)
+    if title < TITLE_FLOOR:  # no rule below accepts it: the signatures are not compared
+        return False
+    body = body_similarity(a, b)
     by_body = body >= BODY_SAME and (
         title >= TITLE_SAME or (body >= BODY_ALONE and title >= TITLE_FLOOR)
     )

@@ -207,3 +207,10 @@ def test_cleaning() -> None:
     kept = "A report compiled by the UN found that oil production by OPEC rose."
     assert clean_body(kept) == kept
     assert clean_body("The post Missile fired appeared first on Korea Daily.") == ""
+
+
+def test_the_title_floor_is_below_every_title_threshold() -> None:
+    """same_story returns early below TITLE_FLOOR: right only while no rule accepts less."""
+    from monitor import sketch
+
+    assert min(sketch.TITLE_SAME, sketch.TITLE_LEAD) >= sketch.TITLE_FLOOR
