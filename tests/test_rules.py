@@ -227,3 +227,14 @@ def test_match_ignores_fields_no_rule_reads() -> None:
     item = ItemData(feed_id="f", guid="g", url=None, title="x", source="Reuters")
     assert m.fields == [0, 1, 2]
     assert m.match(item) == []
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("az09_.'- \x01\t\n,;U.S.x'ys''é")), max_size=40))
+def test_ascii_tokens_by_split_are_the_patterns_tokens(text: str) -> None:
+    """joined_tokens' split of ASCII text gives what the token pattern finds, cleaned."""
+    from monitor.rules import text as t
+
+    folded = fold(text)
+    expected = t._cleanup(t.SEP.join(t._pattern(folded).findall(folded)))
+    assert t.joined_tokens(folded) == expected

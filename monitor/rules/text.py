@@ -188,7 +188,31 @@ def _cleanup(joined: str) -> str:
 
 def joined_tokens(folded: str) -> str:
     """The tokens of already-folded text joined by SEP (no leading or trailing SEP)."""
+    if folded.isascii():
+        gaps = folded.translate(_ASCII_GAPS)
+        if _plain_words(folded, gaps):
+            return _cleanup(SEP.join(gaps.split()))
     return _cleanup(SEP.join(_pattern(folded).findall(folded)))
+
+
+# ASCII text with everything but letters, digits and apostrophes made a space: split, the
+# tokens _TOKEN_ASCII finds, where its other branch (U.S.) cannot match and every apostrophe
+# stands inside a word (str.translate and split in C: 3.5 -> 1.8 us a summary).
+# Every ASCII character is in the table (mapped to itself if kept): a character missing from
+# it is a lookup error raised and caught inside translate, twice the time of the whole split.
+_ASCII_GAPS: Final = str.maketrans(
+    {chr(c): chr(c) if chr(c).isalnum() or chr(c) == "'" else " " for c in range(128)}
+)
+_DOT_LETTER: Final = re.compile(r"\.[a-zA-Z]")  # a literal first: a fast scan (0.2 us)
+
+
+def _plain_words(folded: str, gaps: str) -> bool:
+    for m in _DOT_LETTER.finditer(folded):
+        if m.start() and folded[m.start() - 1].isalpha():
+            return False  # a letter, a dot, a letter: an abbreviation (U.S.) is one token
+    return "'" not in gaps or not (
+        " '" in gaps or "' " in gaps or "''" in gaps or gaps[0] == "'" or gaps[-1] == "'"
+    )
 
 
 def tokens(text: str) -> list[str]:
