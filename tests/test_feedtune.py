@@ -20,6 +20,8 @@ import feedparser.api
 import feedparser.mixin
 import pytest
 from feedparser.util import FeedParserDict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import feedsax, feedtune
 from monitor.errors import ParseError
@@ -233,6 +235,13 @@ def test_edge_cases_parse_the_same_tuned_or_not(body: bytes) -> None:
         ("http://[::1", "x"),  # urlparse raises ValueError inside: feedparser returns ""
         ("http://example.org/", "x" * 5000),  # past the memo's length bound
         ("feed://example.org/", "http:////x"),
+        ("", "http:////x"),
+        ("", "HTTP:///x/y"),
+        ("", "x:///"),
+        ("", "/path?q#f"),
+        ("", ""),
+        ("", None),
+        (None, "https://example.org/a;?#"),
     ],
 )
 def test_the_memoized_url_joins_answer_as_feedparsers_own(base: Any, rel: Any) -> None:
@@ -249,6 +258,14 @@ def test_the_memoized_url_joins_answer_as_feedparsers_own(base: Any, rel: Any) -
             feedtune._URL_SHIPPED["_urljoin"](base or "", rel or ""),
         )
         assert fast == slow
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from([*"ab:/?#;.% \t\n", "http", "://", "HTTP:"])).map("".join))
+def test_a_join_without_a_base_answers_as_feedparsers_own(uri: str) -> None:
+    import feedparser.mixin
+
+    assert feedparser.mixin._urljoin("", uri) == feedtune._URL_SHIPPED["_urljoin"]("", uri)
 
 
 def test_the_strict_parser_is_fed_by_feedsax(monkeypatch: pytest.MonkeyPatch) -> None:
