@@ -18,6 +18,8 @@ from typing import Any
 import feedparser
 import feedparser.api
 import feedparser.mixin
+import feedparser.namespaces._base
+import feedparser.namespaces.dc
 import pytest
 from feedparser.util import FeedParserDict
 from hypothesis import given, settings
@@ -160,6 +162,10 @@ def test_uninstall_puts_feedparsers_own_back(untuned: None) -> None:
     assert feedsax._Mixin.track_namespace is feedsax._shipped_track_namespace
     assert feedsax._Strict.__dict__["characters"] is feedsax._shipped_characters
     assert feedparser.mixin._cp1252 is feedtune._CP1252_SHIPPED
+    from feedparser.datetimes import _parse_date
+
+    assert feedparser.namespaces._base._parse_date is _parse_date
+    assert feedparser.namespaces.dc._parse_date is _parse_date
 
 
 def test_the_cp1252_table_translates_as_feedparsers_own() -> None:
@@ -266,6 +272,34 @@ def test_a_join_without_a_base_answers_as_feedparsers_own(uri: str) -> None:
     import feedparser.mixin
 
     assert feedparser.mixin._urljoin("", uri) == feedtune._URL_SHIPPED["_urljoin"]("", uri)
+
+
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "mon", "FRI", "Xyz"]
+_MONS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "dec"]
+_RFC_ZONES = ["GMT", "UT", "UTC", "Z", "gmt", "+0000", "-0500", "+0530", "+1400", "-1200", "EST"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.sampled_from(["", *(d + ", " for d in _DAYS)]),
+    st.integers(0, 32), st.sampled_from([*_MONS, "Xyz"]), st.integers(1, 9999),
+    st.integers(0, 25), st.integers(0, 61), st.integers(0, 61), st.sampled_from(_RFC_ZONES),
+    st.booleans(), st.sampled_from(["", ".5", ".123456789", ".1234567890"]),
+    st.sampled_from(["Z", "z", "+00:00", "-05:00", "+05:30", "+14:00", "-00:00", "+0530"]),
+    st.sampled_from(["T", "t"]),
+)  # fmt: skip
+def test_dates_read_by_the_shortcut_are_feedparsers_own(
+    day_name: str, day: int, mon: str, year: int, hh: int, mm: int, ss: int, zone: str,
+    w3dtf: bool, fraction: str, offset: str, t: str,
+) -> None:  # fmt: skip
+    from feedparser.datetimes import _parse_date
+
+    if w3dtf:
+        month = (_MONS.index(mon) % 12 + 1) if mon in _MONS else 13
+        text = f"{year:04d}-{month:02d}-{day:02d}{t}{hh:02d}:{mm:02d}:{ss:02d}{fraction}{offset}"
+    else:
+        text = f"{day_name}{day:02d} {mon} {year:04d} {hh:02d}:{mm:02d}:{ss:02d} {zone}"
+    assert feedtune._fast_parse_date(text) == _parse_date(text), text
 
 
 def test_the_strict_parser_is_fed_by_feedsax(monkeypatch: pytest.MonkeyPatch) -> None:
