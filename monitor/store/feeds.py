@@ -70,6 +70,41 @@ class FeedClaim:
     initialized: bool = False
 
 
+def _claim_statements(force: bool) -> tuple[sa.Select[Any], sa.Update]:
+    """claim_feeds' two statements, built once (their construction and cache keys were a
+    third of a claim's Python): the page of candidates and the update that takes them."""
+    now: sa.BindParameter[dt.datetime] = sa.bindparam("now")
+    held = sa.and_(_FEED.c.claimed_by.is_not(None), _FEED.c.next_due_at > now)
+    due = sa.or_(_FEED.c.next_due_at.is_(None), _FEED.c.next_due_at <= now)
+    free = sa.not_(held) if force else due
+    order = (sa.nulls_first(_FEED.c.last_fetch_at), _FEED.c.id) if force else (_FEED.c.next_due_at,)
+    pick = (
+        sa.select(*_CLAIM_COLUMNS)
+        .where(_FEED.c.enabled)
+        .where(free)
+        .order_by(*order)
+        .limit(sa.bindparam("page", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+    )
+    take = (
+        sa.update(_FEED)
+        .where(_FEED.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .where(free)
+        .values(next_due_at=sa.bindparam("due_at"), claimed_by=sa.bindparam("worker"))
+        .returning(_FEED.c.id)
+    )
+    return pick, take
+
+
+_CLAIM_COLUMNS = (
+    _FEED.c.id, _FEED.c.url, _FEED.c.moved_to, _FEED.c.etag, _FEED.c.last_modified,
+    _FEED.c.body_hash, _FEED.c.claimed_by, _FEED.c.initialized,
+)  # fmt: skip
+_CLAIM_DUE = _claim_statements(force=False)
+_CLAIM_ANY = _claim_statements(force=True)
+
+
 def claim_feeds(
     session: Session,
     now: dt.datetime,
@@ -90,31 +125,17 @@ def claim_feeds(
     LOCKED, so workers claiming together take different feeds and never wait on each other;
     the UPDATE's own condition keeps a second SQLite process from taking a feed twice.
     """
-    held = sa.and_(_FEED.c.claimed_by.is_not(None), _FEED.c.next_due_at > now)
-    due = sa.or_(_FEED.c.next_due_at.is_(None), _FEED.c.next_due_at <= now)
-    cols = (
-        _FEED.c.id, _FEED.c.url, _FEED.c.moved_to, _FEED.c.etag, _FEED.c.last_modified,
-        _FEED.c.body_hash, _FEED.c.claimed_by, _FEED.c.initialized,
-    )  # fmt: skip
     # Core on the session's connection, plain rows, not ORM objects (the ORM's execute path
     # was most of a claim's cost); `skip` is applied here rather than as a NOT IN in the
     # query, which grew with every batch of a cycle (2,000 feeds: ~160 claims binding up to
     # 2,000 ids each). `--all` takes the least recently fetched first, so what this cycle
     # polled sinks to the end; pages follow while a whole page is skipped.
-    order = (sa.nulls_first(_FEED.c.last_fetch_at), _FEED.c.id) if force else (_FEED.c.next_due_at,)
+    pick, take = _CLAIM_ANY if force else _CLAIM_DUE
     page = limit * 4 + 8
     conn = session.connection()
-    chosen: list[Any] = []  # rows of `cols`
+    chosen: list[Any] = []  # rows of _CLAIM_COLUMNS
     for offset in itertools.count(0, page):
-        rows = conn.execute(
-            sa.select(*cols)
-            .where(_FEED.c.enabled)
-            .where(sa.not_(held) if force else due)
-            .order_by(*order)
-            .limit(page)
-            .offset(offset)
-            .with_for_update(skip_locked=True)
-        ).all()
+        rows = conn.execute(pick, {"now": now, "page": page, "offset": offset}).all()
         fresh = [r for r in rows if r.id not in skip]
         for r in fresh:
             if len(chosen) < limit and room(r.moved_to or r.url):
@@ -126,11 +147,8 @@ def claim_feeds(
         return []
     claimed = set(
         conn.execute(
-            sa.update(_FEED)
-            .where(_FEED.c.id.in_([r.id for r in chosen]))
-            .where(sa.not_(held) if force else due)
-            .values(next_due_at=now + lease, claimed_by=worker)
-            .returning(_FEED.c.id)
+            take,
+            {"ids": [r.id for r in chosen], "now": now, "due_at": now + lease, "worker": worker},
         ).scalars()
     )
     session.commit()
