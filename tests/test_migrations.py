@@ -92,6 +92,24 @@ def one_feed(
     return path
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Alembic's downgrade to `revision`, as an upgrade runs (SQLite's foreign keys off)."""
+    from alembic import command
+
+    cfg = schema._config()
+    with schema._locked(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def polls_without_alerting_again(tmp_path: Path, db_url: str) -> None:
+    """The 0.1.0 database's feed polled again after the upgrade: nothing alerts."""
+    with WebhookReceiver(secret=SECRET) as ops:
+        path = one_feed(tmp_path, db_url, "upgrade", FIXTURE / "feed-0.1.0.xml", ops, audit=True)
+        assert run_cli(["--config", str(path), "once", "--all"]) == 0
+        assert ops.requests == []  # every item was stored (and alerted) before the upgrade
+
+
 def test_the_fixture_is_0_1_0s() -> None:
     for name in ("0.1.0-sqlite.sql", "0.1.0-postgresql.sql"):
         text = (FIXTURE / name).read_text()
@@ -343,7 +361,6 @@ def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
     """The 0.1.0 database upgraded: its items and alerts are all still there, the three
     indexes are gone (the others stay), nothing alerts again on the next poll of the same
     feed, and the downgrade puts the indexes back."""
-    from alembic import command
 
     load_0_1_0(db_url)
     engine = db.make_engine(db_url)
@@ -363,14 +380,8 @@ def test_0008_drops_the_item_indexes_no_query_reads_and_keeps_every_row(
     assert not item_indexes() & dropped
     assert {"ix_item_feed_id", "ix_item_first_seen_at"} <= item_indexes()
     assert counts() == before and before[0]
-    with WebhookReceiver(secret=SECRET) as ops:
-        path = one_feed(tmp_path, db_url, "upgrade", FIXTURE / "feed-0.1.0.xml", ops, audit=True)
-        assert run_cli(["--config", str(path), "once", "--all"]) == 0
-        assert ops.requests == []  # every item was stored (and alerted) before the upgrade
-    cfg = schema._config()
-    with schema._locked(engine) as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0007")
+    polls_without_alerting_again(tmp_path, db_url)
+    downgrade(engine, "0007")
     assert dropped <= item_indexes()
     engine.dispose()
 
@@ -381,7 +392,6 @@ def test_0009_indexes_the_order_once_all_claims_in_and_keeps_every_row(
     """The 0.1.0 database upgraded: the feed index is there, SQLite reads the claim's order
     from it instead of sorting every feed, nothing alerts again on the next poll, and the
     downgrade takes the index away."""
-    from alembic import command
 
     from monitor.store import feeds as feed_store
 
@@ -405,13 +415,7 @@ def test_0009_indexes_the_order_once_all_claims_in_and_keeps_every_row(
         with engine.connect() as conn:
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
         assert "USING INDEX ix_feed_last_fetch_at_id" in plan and "TEMP B-TREE" not in plan
-    with WebhookReceiver(secret=SECRET) as ops:
-        path = one_feed(tmp_path, db_url, "upgrade", FIXTURE / "feed-0.1.0.xml", ops, audit=True)
-        assert run_cli(["--config", str(path), "once", "--all"]) == 0
-        assert ops.requests == []  # every item was stored (and alerted) before the upgrade
-    cfg = schema._config()
-    with schema._locked(engine) as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0008")
+    polls_without_alerting_again(tmp_path, db_url)
+    downgrade(engine, "0008")
     assert "ix_feed_last_fetch_at_id" not in feed_indexes()
     engine.dispose()
