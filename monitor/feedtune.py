@@ -350,11 +350,11 @@ _MONTHS = {
 _RFC822 = re.compile(
     r"(?:(?:mon|tue|wed|thu|fri|sat|sun), )?(\d{1,2}) ([a-z]{3}) (\d{4}) "
     r"(\d\d):(\d\d):(\d\d) (?:gmt|ut|utc|z|([+-])(\d\d)(\d\d))",
-    re.I,
+    re.I | re.ASCII,  # as feedparser reads them: ASCII digits, ASCII case
 )
 _W3DTF = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)t(\d\d):(\d\d):(\d\d)(?:\.\d{1,9})?(?:z|([+-])(\d\d):(\d\d))",
-    re.I,
+    re.I | re.ASCII,  # as feedparser reads them: ASCII digits, ASCII case
 )
 _DATES_SHIPPED = {m: m._parse_date for m in (feedparser.namespaces._base, feedparser.namespaces.dc)}
 _parse_date_shipped = feedparser.namespaces._base._parse_date

@@ -302,6 +302,29 @@ def test_dates_read_by_the_shortcut_are_feedparsers_own(
     assert feedtune._fast_parse_date(text) == _parse_date(text), text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ſun, 04 Dec 2026 10:00:00 GMT",  # a long s: a day name to re.I without re.ASCII
+        "Sun, 04 \u212aec 2026 10:00:00 GMT",  # the Kelvin sign
+        "Sun, \u0664 Dec \u0662\u0660\u0662\u0666 10:00:00 GMT",  # Arabic-Indic digits
+        "\uff12\uff10\uff12\uff16-12-04T10:00:00Z",  # fullwidth digits
+        " Sun, 04 Dec 2026 10:00:00 GMT",
+        "2026-12-04T10:00:00Z ",
+        "0001-01-01T00:00:00+01:00",  # before the first year: feedparser's chain decides
+        "9999-12-31T23:59:59-01:00",  # after the last
+        "Sun, 04 Dec 2026 10:00:60 GMT",
+        "Sun, 04 Dec 2026 24:00:00 GMT",
+        "2026-12-04T10:00:00.1234567890Z",
+        "",
+    ],
+)
+def test_odd_dates_read_as_feedparser_reads_them(text: str) -> None:
+    from feedparser.datetimes import _parse_date
+
+    assert feedtune._fast_parse_date(text) == _parse_date(text)
+
+
 def test_the_strict_parser_is_fed_by_feedsax(monkeypatch: pytest.MonkeyPatch) -> None:
     """The both-ways comparisons above compare something: with feedtune installed, expat's
     elements go through feedsax's handlers (and, uninstalled, through the stdlib's)."""
