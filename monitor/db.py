@@ -183,37 +183,38 @@ def _processed(proc: Any, column: Sequence[Any]) -> Sequence[Any]:
     items of the bench's feeds have 406 distinct lists)."""
     if proc is None:
         return column
+    # Keyed by type and value: 1 and True are equal, and JSON writes them apart.
+    keys = list(zip(map(type, column), column, strict=True))
     try:  # each distinct value once, taken apart and put back in C (90,000 band rows a cycle)
-        distinct = dict.fromkeys(column)
+        distinct = dict.fromkeys(keys)
     except TypeError:  # an unhashable value (a JSON list)
         distinct = None
     # Tuples are JSON lists (an item's categories): one key for equal ones only if they are of
-    # strings ([1] and [True] are equal and would be one key). Asked of the distinct ones.
+    # strings ((1,) and (True,) are equal). Asked of the distinct ones.
     if distinct is not None and all(
-        type(x) is str for v in distinct if type(v) is tuple for x in v
+        type(x) is str for _kind, v in distinct if isinstance(v, tuple) for x in v
     ):
-        done = {v: proc(v) for v in distinct}
-        return list(map(done.__getitem__, column))
-    done = {}
+        once = {k: proc(k[1]) for k in distinct}
+        return list(map(once.__getitem__, keys))
+    done: dict[Any, Any] = {}
     lists: dict[tuple[str, ...], Any] = {}  # JSON lists of strings (categories, terms)
     out = []
-    for v in column:
-        kind = type(v)
-        if kind is list or kind is tuple:  # a JSON list: reused only if of strings, keyed by
+    for kind, v in keys:
+        if isinstance(v, list | tuple):  # a JSON list: reused only if of strings, keyed by
             # its tuple ([1] and [True] are equal, and would be one key)
             if not all(type(x) is str for x in v):
                 out.append(proc(v))
                 continue
-            key = v if kind is tuple else tuple(v)
+            key = tuple(v)
             got = lists.get(key)
             if got is None:
                 got = lists[key] = proc(v)
             out.append(got)
             continue
         try:
-            out.append(done[v])
+            out.append(done[kind, v])
         except KeyError:
-            done[v] = got = proc(v)
+            done[kind, v] = got = proc(v)
             out.append(got)
         except TypeError:  # unhashable, not reused
             out.append(proc(v))

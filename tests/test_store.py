@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 
 import pytest
@@ -326,6 +327,9 @@ def test_column_values_are_processed_as_the_bind_processor_would_each_one() -> N
     assert db._processed(None, column) is column
     categories = [(), ("News",), None, ("News",), ("a", "b"), ("é", "x"), ()] * 3  # the fast way
     assert db._processed(proc, categories) == [proc(v) for v in categories]
+    named = collections.namedtuple("named", "x")
+    for odd in ([named(1), (True,), ("a",)], [named(1), (True,)], [1, True, 1.0, "x"], [True, 1]):
+        assert db._processed(proc, odd) == [proc(v) for v in odd]  # equal, not the same JSON
 
 
 def test_a_claimed_alert_carries_its_alert_and_item_as_stored(engine) -> None:  # type: ignore[no-untyped-def]
