@@ -25,13 +25,16 @@ import copy
 import datetime as dt
 import functools
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+import feedparser.datetimes
 import feedparser.mixin
 import feedparser.namespaces._base
 import feedparser.namespaces.dc
 import feedparser.urls
+from feedparser.datetimes import rfc822
 from feedparser.util import FeedParserDict
 
 from monitor import feedsax
@@ -341,12 +344,6 @@ _POP_SHIPPED = _mixin._FeedParserMixin.__dict__["pop"]
 # both handlers convert ((stamp - offset).utctimetuple()); anything else, or a date that is
 # not one (31 February), goes to feedparser's own chain. tests/test_feedtune.py compares the
 # two on generated dates of both forms.
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
-    )
-}
 _RFC822 = re.compile(
     r"(?:(?:mon|tue|wed|thu|fri|sat|sun), )?(\d{1,2}) ([a-z]{3}) (\d{4}) "
     r"(\d\d):(\d\d):(\d\d) (?:gmt|ut|utc|z|([+-])(\d\d)(\d\d))",
@@ -357,27 +354,31 @@ _W3DTF = re.compile(
     re.I | re.ASCII,  # as feedparser reads them: ASCII digits, ASCII case
 )
 _DATES_SHIPPED = {m: m._parse_date for m in (feedparser.namespaces._base, feedparser.namespaces.dc)}
-_parse_date_shipped = feedparser.namespaces._base._parse_date
+_parse_date_shipped = feedparser.datetimes._parse_date
 
 
 def _fast_parse_date(value: Any) -> Any:
-    if type(value) is str and (m := _RFC822.fullmatch(value) or _W3DTF.fullmatch(value)):
-        if m.re is _RFC822:
-            day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-            month = _MONTHS.get(mon.lower())
-        else:
-            year, mon, day, hh, mm, ss, sign, tzh, tzm = m.groups()
-            month = int(mon)
-        try:
-            stamp = dt.datetime(int(year), month or 0, int(day), int(hh), int(mm), int(ss))
-            offset = dt.timedelta(hours=int(tzh), minutes=int(tzm)) if sign else _ZERO
-            return (stamp + offset if sign == "-" else stamp - offset).utctimetuple()
-        except (ValueError, OverflowError):
-            pass  # feedparser's chain says what it is, if anything
-    return _parse_date_shipped(value)
+    return _canonical_date(value) or _parse_date_shipped(value)
 
 
-_ZERO = dt.timedelta(0)
+def _canonical_date(value: Any) -> time.struct_time | None:
+    """The UTC time of a date in either canonical form; None for anything else (or a date
+    that is not one), which feedparser's chain then reads."""
+    m = (_RFC822.fullmatch(value) or _W3DTF.fullmatch(value)) if type(value) is str else None
+    if m is None:
+        return None
+    if m.re is _RFC822:
+        day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
+        month = rfc822.months.get(mon.lower(), 0)  # feedparser's own month names
+    else:
+        year, mon, day, hh, mm, ss, sign, tzh, tzm = m.groups()
+        month = int(mon)
+    try:
+        stamp = dt.datetime(int(year), month, int(day), int(hh), int(mm), int(ss))
+        offset = dt.timedelta(hours=int(tzh), minutes=int(tzm)) if sign else dt.timedelta(0)
+        return (stamp + offset if sign == "-" else stamp - offset).utctimetuple()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _set_dates(fn: Callable[[Any], Any] | None) -> None:

@@ -43,7 +43,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use aware UTC")
+            raise ValueError(_NAIVE)
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
@@ -60,7 +60,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             if value is None:
                 return None
             if value.tzinfo is None:
-                raise ValueError("naive datetime given to the database; use aware UTC")
+                raise ValueError(_NAIVE)
             u = value.astimezone(UTC)
             return _SQLITE_DATETIME % (u.year, u.month, u.day, u.hour, u.minute, u.second,
                                        u.microsecond)  # fmt: skip
@@ -68,6 +68,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return process
 
 
+_NAIVE = "naive datetime given to the database; use aware UTC"
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's sqlite.DATETIME default
 
 

@@ -295,8 +295,7 @@ def _same_text(a: str, b: str) -> bool:
 def content_hash(title: str, summary: str, content: str) -> str:
     """sha256 hex of the item's text, whitespace-collapsed and casefolded: equal for the same
     story in another feed or another markup, different when the words change."""
-    text = f"{title} {summary} {content}" if content else f"{title} {summary}" if summary else title
-    text = text.replace("\n", " ")
+    text = " ".join(part for part in (title, summary, content) if part).replace("\n", " ")
     # Normalized text (one_line, tidy) is usually collapsed already: printable (no space but
     # the space), no double, leading or trailing space. Only otherwise is it split and joined
     # (2-3 us of a feed item's 7).
